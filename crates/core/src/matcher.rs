@@ -1,0 +1,162 @@
+//! The `Matcher` seam: one [`Problem`] in, one [`Solution`] out.
+//!
+//! A solution holds, per group, the Sinkhorn potentials `f, g` and a report like POT's
+//! `log=True` (iterations, marginal error, converged). Everything users want — rows of `P(j|i)`,
+//! top-k, projections, the trace diagonal — derives from the potentials and the scores
+//! ([`crate::Coupling`]), so no backend ever needs an `n1 × n2` matrix.
+//!
+//! Potentials convention (shared by all backends): the plan is
+//! `M_ij = a_i b_j exp((f_i + g_j − C_ij) / λ)` with uniform `a = 1/n1`, `b = 1/n2`; it differs
+//! from POT's `log_u`, `log_v` only by constants (`f = λ (log_u − log a)`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::coupling::{Coupling, CouplingKind};
+use crate::{CoreError, Problem};
+
+/// How `--epsilon` is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpsilonMode {
+    /// λ on the raw cost, as in the paper.
+    #[default]
+    Absolute,
+    /// λ = ε × the group's mean cost (as OTT-JAX does), so one value suits any score scale.
+    Relative,
+}
+
+/// Options of the entropic OT solve. Defaults are the paper's (λ = 0.05 on the raw cost).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SolveOptions {
+    /// Entropic regularisation λ (> 0), in cost units, or a fraction of the mean cost.
+    pub epsilon: f64,
+    pub epsilon_mode: EpsilonMode,
+    /// Stop when the marginal error `‖M 1 − a‖₁` falls below this (unbalanced: when the
+    /// potentials move less than `tol · λ` in max norm).
+    pub tol: f64,
+    /// Stop after this many iterations (all ε-scaling stages counted), reporting non-convergence.
+    pub max_iter: usize,
+    /// Solve a decreasing sequence of λ first (same fixed point, far fewer iterations).
+    pub eps_scaling: bool,
+    /// KL-relaxed marginals with strength τ (METHOD.md, Unbalanced OT); `None` = balanced.
+    pub unbalanced: Option<f64>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            epsilon: 0.05,
+            epsilon_mode: EpsilonMode::Absolute,
+            tol: 1e-6,
+            max_iter: 10_000,
+            eps_scaling: true,
+            unbalanced: None,
+        }
+    }
+}
+
+impl SolveOptions {
+    /// Rejects values no solve could use; the message names the CLI option.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if !(self.epsilon.is_finite() && self.epsilon >= 1e-10) {
+            return Err(CoreError::option(
+                "--epsilon",
+                format!("must be a finite number ≥ 1e-10, got {}", self.epsilon),
+            ));
+        }
+        if !(self.tol.is_finite() && self.tol > 0.0) {
+            return Err(CoreError::option(
+                "--tol",
+                format!("must be > 0, got {}", self.tol),
+            ));
+        }
+        if self.max_iter == 0 {
+            return Err(CoreError::option("--max-iter", "must be ≥ 1"));
+        }
+        if let Some(tau) = self.unbalanced
+            && !(tau.is_finite() && tau > 0.0)
+        {
+            return Err(CoreError::option(
+                "--unbalanced",
+                format!("τ must be > 0, got {tau}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a group's solve ended, as POT's `log=True` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SolveReport {
+    /// Sinkhorn iterations (one f- and one g-update each), all ε stages counted.
+    pub iterations: usize,
+    /// Final marginal error `‖M 1 − a‖₁` (unbalanced: max potential change / λ).
+    pub marginal_error: f64,
+    pub converged: bool,
+    pub seconds: f64,
+}
+
+/// Potentials and report of one group.
+#[derive(Clone, Debug)]
+pub struct GroupSolution {
+    pub f: Vec<f64>,
+    pub g: Vec<f64>,
+    /// The absolute λ used (after `EpsilonMode::Relative` was resolved).
+    pub epsilon: f64,
+    pub report: SolveReport,
+}
+
+/// Per-group potentials, in `Problem::groups` order.
+#[derive(Clone, Debug)]
+pub struct Solution {
+    pub groups: Vec<GroupSolution>,
+}
+
+impl Solution {
+    /// The lazy coupling of group `index`.
+    pub fn coupling<'a>(&'a self, problem: &'a Problem, index: usize) -> Coupling<'a> {
+        let s = &self.groups[index];
+        Coupling::new(
+            &problem.groups[index],
+            problem.metric,
+            CouplingKind::Ot {
+                g: &s.g,
+                epsilon: s.epsilon,
+            },
+        )
+    }
+}
+
+/// Told as each group finishes (drives progress bars); must be cheap and thread-safe.
+pub trait Progress: Sync {
+    fn group_done(&self, _group: usize, _report: &SolveReport) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Solves every group of a problem by entropic OT. Implemented by the CPU reference
+/// ([`crate::CpuMatcher`]) and by the GPU matcher in `psa-gpu`.
+pub trait Matcher {
+    /// Short name for logs and summaries ("cpu", "gpu").
+    fn name(&self) -> &str;
+    fn solve(
+        &self,
+        problem: &Problem,
+        options: &SolveOptions,
+        progress: &dyn Progress,
+    ) -> Result<Solution, MatcherError>;
+}
+
+/// Why a matcher could not produce a solution.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{backend} backend: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+}

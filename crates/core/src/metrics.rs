@@ -1,0 +1,165 @@
+//! Matching quality against ground truth (METHOD.md "Metrics", App. D.1).
+//!
+//! Ground truth is a bijection `partner[i] = j` between a group's modality-1 and modality-2 rows
+//! (rows of the same unit), built from unit ids by [`partners_from_ids`]; matchers never see it.
+//! * trace `(1/n) Σ_i P(partner(i) | i)` — random gives `1/n`;
+//! * FOSCTTM, ties counted one half, so the random coupling scores exactly 0.5;
+//! * latent MSE `(1/n1) Σ_i ‖z_i − Σ_j P(j|i) z_j‖²`, which needs latents but no ids.
+
+use std::collections::HashMap;
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::Coupling;
+use crate::cost::squared_distance;
+
+/// `partner[i] = j` when the ids of a group's rows pair them one to one; `None` otherwise
+/// (different sizes, a repeated id, or an id missing from the other modality).
+pub fn partners_from_ids(ids1: &[&str], ids2: &[&str]) -> Option<Vec<usize>> {
+    if ids1.len() != ids2.len() {
+        return None;
+    }
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids2.len());
+    for (j, id) in ids2.iter().enumerate() {
+        if position.insert(id, j).is_some() {
+            return None;
+        }
+    }
+    let mut seen = vec![false; ids2.len()];
+    ids1.iter()
+        .map(|id| {
+            let j = *position.get(id)?;
+            if std::mem::replace(&mut seen[j], true) {
+                None
+            } else {
+                Some(j)
+            }
+        })
+        .collect()
+}
+
+/// Mean probability given to the true partner.
+pub fn trace(coupling: &Coupling<'_>, partner: &[usize]) -> f64 {
+    let hits = coupling.for_each_row(|i, row| row[partner[i]]);
+    hits.iter().sum::<f64>() / hits.len() as f64
+}
+
+/// FOSCTTM of the coupling, using `features1` (group order, modality 1) for both ends:
+/// `x̂_i = Σ_j P(j|i) x⁽¹⁾_{unit(j)}`. `None` for groups of fewer than 2 units.
+pub fn foscttm(
+    coupling: &Coupling<'_>,
+    partner: &[usize],
+    features1: ArrayView2<'_, f64>,
+) -> Option<f64> {
+    let n = partner.len();
+    if n < 2 {
+        return None;
+    }
+    let mut unit_of = vec![0; n];
+    for (i, &j) in partner.iter().enumerate() {
+        unit_of[j] = i;
+    }
+    let features_by_column = features1.select(Axis(0), &unit_of);
+    let projected = coupling.project(features_by_column.view());
+    Some(foscttm_of_projection(projected.view(), features1))
+}
+
+/// FOSCTTM between projections `x̂` and truths `x`, where row `i` of each is the same unit.
+pub fn foscttm_of_projection(projected: ArrayView2<'_, f64>, truth: ArrayView2<'_, f64>) -> f64 {
+    let n = truth.nrows();
+    let owned_p = projected.as_standard_layout().into_owned();
+    let owned_t = truth.as_standard_layout().into_owned();
+    let p = |i: usize| owned_p.row(i).to_slice().expect("standard layout").to_vec();
+    let x = |i: usize| owned_t.row(i).to_slice().expect("standard layout").to_vec();
+    let fraction_closer =
+        |anchor: &[f64], own: &[f64], others: &dyn Fn(usize) -> Vec<f64>, skip: usize| {
+            let own_d = squared_distance(anchor, own);
+            let mut closer = 0.0;
+            for m in (0..n).filter(|&m| m != skip) {
+                let d = squared_distance(anchor, &others(m));
+                if d < own_d {
+                    closer += 1.0;
+                } else if d == own_d {
+                    closer += 0.5;
+                }
+            }
+            closer / (n - 1) as f64
+        };
+    let total: f64 = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (pi, xi) = (p(i), x(i));
+            fraction_closer(&pi, &xi, &x, i) + fraction_closer(&xi, &pi, &p, i)
+        })
+        .sum();
+    total / (2 * n) as f64
+}
+
+/// `(1/n1) Σ_i ‖z1_i − Σ_j P(j|i) z2_j‖²` (latents in group order).
+pub fn latent_mse(
+    coupling: &Coupling<'_>,
+    z1: ArrayView2<'_, f64>,
+    z2: ArrayView2<'_, f64>,
+) -> f64 {
+    let projected: Array2<f64> = coupling.project(z2);
+    let total: f64 = (&projected - &z1).mapv(|d| d * d).sum();
+    total / z1.nrows() as f64
+}
+
+/// The trace of the random coupling, `1/n2`.
+pub fn random_trace(n2: usize) -> f64 {
+    1.0 / n2 as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::random_coupling;
+    use crate::{Metric, Problem, ScoresKind};
+    use ndarray::array;
+
+    #[test]
+    fn partners_need_a_bijection() {
+        assert_eq!(
+            partners_from_ids(&["a", "b"], &["b", "a"]),
+            Some(vec![1, 0])
+        );
+        assert_eq!(partners_from_ids(&["a", "a"], &["b", "a"]), None);
+        assert_eq!(partners_from_ids(&["a", "c"], &["b", "a"]), None);
+        assert_eq!(partners_from_ids(&["a"], &["b", "a"]), None);
+    }
+
+    #[test]
+    fn random_coupling_scores_the_closed_forms() {
+        let s = array![[0.0, 1.0], [1.0, 0.0], [2.0, 0.5], [0.3, 0.2]];
+        let labels = vec!["g".to_string(); 4];
+        let p = Problem::from_scores(
+            s.view(),
+            &labels,
+            s.view(),
+            &labels,
+            ScoresKind::Logits,
+            Metric::Euclidean,
+        )
+        .unwrap();
+        let c = random_coupling(&p.groups[0], Metric::Euclidean);
+        let partner = vec![0, 1, 2, 3];
+        assert!((trace(&c, &partner) - 0.25).abs() < 1e-12);
+        assert!((foscttm(&c, &partner, s.view()).unwrap() - 0.5).abs() < 1e-12);
+        let mean = s.mean_axis(Axis(0)).unwrap();
+        let expect = s
+            .rows()
+            .into_iter()
+            .map(|r| squared_distance(r.as_slice().unwrap(), mean.as_slice().unwrap()))
+            .sum::<f64>()
+            / 4.0;
+        assert!((latent_mse(&c, s.view(), s.view()) - expect).abs() < 1e-12);
+    }
+
+    #[test]
+    fn perfect_projection_has_foscttm_zero() {
+        let x = array![[0.0, 1.0], [1.0, 0.0], [2.0, 0.5]];
+        assert_eq!(foscttm_of_projection(x.view(), x.view()), 0.0);
+    }
+}
