@@ -1,0 +1,248 @@
+//! The schema of `summary.json`, the one file a user or script reads to see how a run went.
+//!
+//! Plain serde structs so the CLI writes it, `psa merge` reads shards of it back, and Python
+//! reads it with `json.load`. Missing values are written as `null`, never omitted, so every key
+//! is always present; NaN or infinite values are never written (JSON has no such numbers): they
+//! are a bug upstream, caught by a debug assertion, and written as `null` in release builds.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// `summary.json`: the options of a run and, per label group, how the matching went and how good
+/// it is.
+///
+/// ```json
+/// {"psa_version": "0.1.0", "options": {"epsilon": 0.05},
+///  "groups": [{"label": "B", "n1": 120, "n2": 131, "method": "ot", "epsilon": 0.05,
+///              "iterations": 87, "converged": true, "marginal_error": 8.1e-10, "seconds": 0.012,
+///              "trace": 0.021, "foscttm": 0.31, "latent_mse": null, "random_trace": 0.0083}],
+///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "random_trace": 0.0083},
+///  "unmatched": [{"label": "Plasma", "modality": 2, "rows": 4}]}
+/// ```
+///
+/// * `psa_version`: the version of psa that wrote the file.
+/// * `options`: the run's settings as key → value (free form, as the CLI resolved them), so the
+///   file alone says how its numbers were obtained.
+/// * `groups`: one [`GroupSummary`] per label present in both modalities.
+/// * `mean`: [`MeanMetrics`], each metric averaged over the groups that have it (unweighted).
+/// * `unmatched`: one [`UnmatchedSummary`] per label present in only one modality; its rows were
+///   not matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub psa_version: String,
+    pub options: serde_json::Map<String, serde_json::Value>,
+    pub groups: Vec<GroupSummary>,
+    pub mean: MeanMetrics,
+    pub unmatched: Vec<UnmatchedSummary>,
+}
+
+/// One label group: its size, how its matching was solved, and its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// The label `t` shared by the group's rows, as text.
+    pub label: String,
+    /// Rows of modality 1 in the group.
+    pub n1: usize,
+    /// Rows of modality 2 in the group.
+    pub n2: usize,
+    /// The matching method, as psa-core names it: `"ot"` (entropic OT, balanced or unbalanced),
+    /// `"snn"` (shared nearest neighbours) or `"random"`.
+    pub method: String,
+    /// The entropic regularisation λ (ε) in the units of the cost; `null` for methods without one.
+    #[serde(serialize_with = "finite_or_null")]
+    pub epsilon: Option<f64>,
+    /// Sinkhorn iterations run (over all ε-scaling stages); `null` for non-iterative methods.
+    pub iterations: Option<usize>,
+    /// Whether the marginal error fell below the tolerance before the iteration limit; `null` for
+    /// non-iterative methods.
+    pub converged: Option<bool>,
+    /// The last marginal error `‖M 1 − a‖₁` (POT's stopping test); `null` for non-iterative
+    /// methods.
+    #[serde(serialize_with = "finite_or_null")]
+    pub marginal_error: Option<f64>,
+    /// Wall-clock seconds spent solving this group.
+    #[serde(serialize_with = "finite")]
+    pub seconds: f64,
+    /// Trace `(1/n) Σ_i P(i|i)` (METHOD.md, Metrics): higher is better; `null` without known
+    /// pairs (ids absent or `n1 ≠ n2`).
+    #[serde(serialize_with = "finite_or_null")]
+    pub trace: Option<f64>,
+    /// FOSCTTM, the fraction of samples closer than the true match, in [0, 1]: 0 perfect, 0.5
+    /// random; `null` without known pairs or without features to project.
+    #[serde(serialize_with = "finite_or_null")]
+    pub foscttm: Option<f64>,
+    /// Latent MSE `(1/n) Σ_i ‖z_i − Σ_j P(j|i) z_j‖²` in squared latent units; `null` without
+    /// latents (only synthetic data has them).
+    #[serde(serialize_with = "finite_or_null")]
+    pub latent_mse: Option<f64>,
+    /// The trace of the random coupling for comparison, `1/n`; `null` when `trace` is.
+    #[serde(serialize_with = "finite_or_null")]
+    pub random_trace: Option<f64>,
+}
+
+/// The metrics averaged over groups, each over the groups where it is not `null`; `null` when no
+/// group has it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeanMetrics {
+    #[serde(serialize_with = "finite_or_null")]
+    pub trace: Option<f64>,
+    #[serde(serialize_with = "finite_or_null")]
+    pub foscttm: Option<f64>,
+    #[serde(serialize_with = "finite_or_null")]
+    pub latent_mse: Option<f64>,
+    #[serde(serialize_with = "finite_or_null")]
+    pub random_trace: Option<f64>,
+}
+
+impl MeanMetrics {
+    /// Each metric's unweighted mean over the groups where it is `Some`.
+    pub fn over(groups: &[GroupSummary]) -> Self {
+        MeanMetrics {
+            trace: mean(groups.iter().filter_map(|g| g.trace)),
+            foscttm: mean(groups.iter().filter_map(|g| g.foscttm)),
+            latent_mse: mean(groups.iter().filter_map(|g| g.latent_mse)),
+            random_trace: mean(groups.iter().filter_map(|g| g.random_trace)),
+        }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, count) = values.fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
+    (count > 0).then(|| sum / count as f64)
+}
+
+/// Rows of a label found in one modality only, which therefore could not be matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmatchedSummary {
+    pub label: String,
+    /// The modality that has the rows: 1 or 2.
+    pub modality: u8,
+    /// How many rows carry the label.
+    pub rows: usize,
+}
+
+fn finite<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    debug_assert!(
+        value.is_finite(),
+        "summary.json would get a non-finite number: {value}"
+    );
+    if value.is_finite() {
+        serializer.serialize_f64(*value)
+    } else {
+        serializer.serialize_none()
+    }
+}
+
+fn finite_or_null<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => finite(value, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn group(label: &str, trace: Option<f64>, latent_mse: Option<f64>) -> GroupSummary {
+        GroupSummary {
+            label: label.to_owned(),
+            n1: 10,
+            n2: 12,
+            method: "ot".to_owned(),
+            epsilon: Some(0.05),
+            iterations: Some(40),
+            converged: Some(true),
+            marginal_error: Some(1e-9),
+            seconds: 0.5,
+            trace,
+            foscttm: None,
+            latent_mse,
+            random_trace: trace.map(|_| 0.1),
+        }
+    }
+
+    fn summary() -> Summary {
+        let groups = vec![
+            group("B", Some(0.2), None),
+            group("NK", Some(0.4), Some(1.5)),
+        ];
+        let mut options = serde_json::Map::new();
+        options.insert("epsilon".to_owned(), json!(0.05));
+        Summary {
+            psa_version: "0.1.0".to_owned(),
+            options,
+            mean: MeanMetrics::over(&groups),
+            groups,
+            unmatched: vec![UnmatchedSummary {
+                label: "Plasma".to_owned(),
+                modality: 2,
+                rows: 4,
+            }],
+        }
+    }
+
+    fn keys(value: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn serializes_to_the_documented_keys_with_nulls() {
+        let value = serde_json::to_value(summary()).unwrap();
+        assert_eq!(
+            keys(&value),
+            ["groups", "mean", "options", "psa_version", "unmatched"]
+        );
+        let group = &value["groups"][0];
+        let mut expected = vec![
+            "label",
+            "n1",
+            "n2",
+            "method",
+            "epsilon",
+            "iterations",
+            "converged",
+            "marginal_error",
+            "seconds",
+            "trace",
+            "foscttm",
+            "latent_mse",
+            "random_trace",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys(group), expected);
+        assert_eq!(group["foscttm"], Value::Null);
+        assert_eq!(group["n1"], json!(10));
+        assert_eq!(
+            keys(&value["mean"]),
+            ["foscttm", "latent_mse", "random_trace", "trace"]
+        );
+        assert_eq!(keys(&value["unmatched"][0]), ["label", "modality", "rows"]);
+        assert_eq!(value["unmatched"][0]["modality"], json!(2));
+        assert_eq!(value["options"], json!({"epsilon": 0.05}));
+    }
+
+    #[test]
+    fn round_trips_through_json_text() {
+        let text = serde_json::to_string_pretty(&summary()).unwrap();
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, summary());
+    }
+
+    #[test]
+    fn means_skip_missing_metrics() {
+        let mean = summary().mean;
+        assert!((mean.trace.unwrap() - 0.3).abs() < 1e-12);
+        assert_eq!(mean.latent_mse, Some(1.5));
+        assert_eq!(mean.foscttm, None);
+        assert!((mean.random_trace.unwrap() - 0.1).abs() < 1e-12);
+        assert_eq!(MeanMetrics::over(&[]), MeanMetrics::default());
+    }
+}
