@@ -205,24 +205,6 @@ pub fn select_top(row: &[f64], k: usize, mass: Option<f64>) -> Vec<(usize, f64)>
     kept
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top_entries_are_sorted_and_stop_at_mass() {
-        let row = [0.1, 0.5, 0.05, 0.3, 0.05];
-        assert_eq!(
-            select_top(&row, 3, None),
-            vec![(1, 0.5), (3, 0.3), (0, 0.1)]
-        );
-        assert_eq!(select_top(&row, 4, Some(0.75)), vec![(1, 0.5), (3, 0.3)]);
-        assert_eq!(select_top(&row, 10, None).len(), 5);
-        // ties: lower index first
-        assert_eq!(select_top(&row, 5, None)[3..], [(2, 0.05), (4, 0.05)]);
-    }
-}
-
 /// Pseudo-pairs (METHOD.md "Outputs"): for each row `i`, `draws` indices `j ~ P(·|i)`, drawn
 /// independently. Row `i` uses its own generator seeded from `(seed, i)`, so the result does not
 /// depend on thread count or scheduling.
@@ -254,4 +236,22 @@ pub fn sample_pairs(coupling: &Coupling<'_>, draws: usize, seed: u64) -> Array2<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_entries_are_sorted_and_stop_at_mass() {
+        let row = [0.1, 0.5, 0.05, 0.3, 0.05];
+        assert_eq!(
+            select_top(&row, 3, None),
+            vec![(1, 0.5), (3, 0.3), (0, 0.1)]
+        );
+        assert_eq!(select_top(&row, 4, Some(0.75)), vec![(1, 0.5), (3, 0.3)]);
+        assert_eq!(select_top(&row, 10, None).len(), 5);
+        // ties: lower index first
+        assert_eq!(select_top(&row, 5, None)[3..], [(2, 0.05), (4, 0.05)]);
+    }
 }

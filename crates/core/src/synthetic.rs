@@ -36,7 +36,7 @@ impl Default for SyntheticConfig {
             latent_dim: 8,
             feature_dim: 16,
             separation: 2.0,
-            score_noise: 0.1,
+            score_noise: 0.5,
             seed: 0,
         }
     }

@@ -153,19 +153,15 @@ fn balanced_marginals_hold_to_tol() {
         for (index, group) in case.problem.groups.iter().enumerate() {
             let s = &solution.groups[index];
             let (n1, n2) = (group.n1(), group.n2());
-            let mut rows = vec![0.0; n1];
-            let mut cols = vec![0.0; n2];
-            for i in 0..n1 {
-                for j in 0..n2 {
-                    let c = case.problem.metric.cost(
-                        group.x1.row(i).as_slice().unwrap(),
-                        group.x2.row(j).as_slice().unwrap(),
-                    );
-                    let m = ((s.f[i] + s.g[j] - c) / s.epsilon).exp() / (n1 * n2) as f64;
-                    rows[i] += m;
-                    cols[j] += m;
-                }
-            }
+            let plan = Array2::from_shape_fn((n1, n2), |(i, j)| {
+                let c = case.problem.metric.cost(
+                    group.x1.row(i).as_slice().unwrap(),
+                    group.x2.row(j).as_slice().unwrap(),
+                );
+                ((s.f[i] + s.g[j] - c) / s.epsilon).exp() / (n1 * n2) as f64
+            });
+            let rows = plan.sum_axis(ndarray::Axis(1));
+            let cols = plan.sum_axis(ndarray::Axis(0));
             let row_error: f64 = rows.iter().map(|r| (r - 1.0 / n1 as f64).abs()).sum();
             let col_error: f64 = cols.iter().map(|c| (c - 1.0 / n2 as f64).abs()).sum();
             assert!(

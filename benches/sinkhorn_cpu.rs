@@ -1,0 +1,68 @@
+//! Criterion benchmark of the CPU reference: one log-domain Sinkhorn iteration (an f- and a
+//! g-update, `2 · n²` cost evaluations and exponentials) at n ∈ {1000, 2000, 4000, 8000} and
+//! T ∈ {12, 45}, λ = 0.05 on the Euclidean cost, as in the paper. `benches/peers.py` times POT
+//! and OTT-JAX on the same kind of inputs; results and ratios are in `benches/RESULTS.md`.
+//!
+//! Run: `cargo bench --bench sinkhorn_cpu` (add `-- 8000` to filter sizes).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::Array2;
+use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Problem, ScoresKind, SolveOptions};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Clustered logits (8 centres, unit noise), as `psa bench` generates.
+fn problem(n: usize, t: usize) -> Problem {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let centres = Array2::from_shape_simple_fn((8, t), || {
+        let v: f64 = StandardNormal.sample(&mut rng);
+        1.5 * v
+    });
+    let mut draw = |rng: &mut ChaCha8Rng| {
+        Array2::from_shape_fn((n, t), |(i, k)| {
+            let noise: f64 = StandardNormal.sample(rng);
+            centres[[i % 8, k]] + 0.5 * noise
+        })
+    };
+    let (s1, s2) = (draw(&mut rng), draw(&mut rng));
+    let labels = vec!["0".to_string(); n];
+    Problem::from_scores(
+        s1.view(),
+        &labels,
+        s2.view(),
+        &labels,
+        ScoresKind::Logits,
+        Metric::Euclidean,
+    )
+    .expect("generated scores are valid")
+}
+
+fn one_iteration(c: &mut Criterion) {
+    let options = SolveOptions {
+        epsilon: 0.05,
+        tol: f64::MIN_POSITIVE,
+        max_iter: 1,
+        eps_scaling: false,
+        ..SolveOptions::default()
+    };
+    let mut group = c.benchmark_group("sinkhorn_iteration");
+    group.sample_size(10);
+    for t in [12, 45] {
+        for n in [1000, 2000, 4000, 8000] {
+            let p = problem(n, t);
+            group.throughput(Throughput::Elements(2 * (n * n) as u64));
+            group.bench_with_input(BenchmarkId::new(format!("T{t}"), n), &p, |b, p| {
+                b.iter(|| {
+                    CpuMatcher
+                        .solve(p, &options, &NoProgress)
+                        .expect("valid options")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_iteration);
+criterion_main!(benches);
