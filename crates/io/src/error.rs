@@ -29,10 +29,11 @@ impl fmt::Display for Location {
 /// fields are there for programs that want to react to one kind.
 #[derive(Debug, Error)]
 pub enum IoError {
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message, not a `source()`, so `{:#}` does not print it twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("{}: empty, expected {expected}", path.display())]
@@ -47,10 +48,10 @@ pub enum IoError {
         supported: &'static str,
     },
 
-    #[error("{}: not a valid .npy file: {source}", path.display())]
+    #[error("{}: not a valid .npy file: {cause}", path.display())]
     NpyHeader {
         path: PathBuf,
-        source: ndarray_npy::npy::header::ParseHeaderError,
+        cause: ndarray_npy::npy::header::ParseHeaderError,
     },
 
     #[error("{}: dtype {descr} not supported; {hint}", path.display())]
@@ -131,6 +132,9 @@ pub enum IoError {
 
     #[error("{}: not a directory path (it has no final component)", path.display())]
     NotADirectoryPath { path: PathBuf },
+
+    #[error("{}: exists and is not a directory; choose another output directory", path.display())]
+    NotADirectory { path: PathBuf },
 }
 
 /// A shape as NumPy prints it: `(3,)`, `(2, 3)`.
@@ -150,10 +154,10 @@ pub(crate) fn numpy_shape(shape: &[usize]) -> String {
 
 impl IoError {
     /// Wraps an operating-system error with the file it concerns.
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, cause: std::io::Error) -> Self {
         IoError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 }

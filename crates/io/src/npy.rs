@@ -74,9 +74,9 @@ impl NpyFile {
         let mut reader = BufReader::new(file);
         let header = Header::from_reader(&mut reader).map_err(|err| match err {
             ReadHeaderError::Io(source) => IoError::io(path, source),
-            ReadHeaderError::Parse(source) => IoError::NpyHeader {
+            ReadHeaderError::Parse(cause) => IoError::NpyHeader {
                 path: path.to_path_buf(),
-                source,
+                cause,
             },
         })?;
         let data_start = reader.stream_position().with_path(path)?;

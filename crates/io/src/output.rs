@@ -43,6 +43,11 @@ impl OutputDir {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
+        if final_dir.exists() && !final_dir.is_dir() {
+            return Err(IoError::NotADirectoryPath {
+                path: final_dir.to_path_buf(),
+            });
+        }
         fs::create_dir_all(parent).with_path(parent)?;
         let prefix = format!(".{}.psa-tmp-", name.to_string_lossy());
         let staging = tempfile::Builder::new()
