@@ -182,7 +182,7 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
             label = %group.label,
             iterations = report.iterations,
             marginal_error = report.marginal_error,
-            "Sinkhorn did not reach --tol {} within --max-iter {}; raise --max-iter or --epsilon",
+            "Sinkhorn did not reach --tol {:e} within --max-iter {}; raise --max-iter or --epsilon",
             options.tol,
             options.max_iter
         );
