@@ -1,0 +1,304 @@
+//! `psa bench`: time the Sinkhorn kernels on a generated problem, every backend in one process.
+//!
+//! Per backend: seconds per iteration (fixed λ, no ε-scaling, from zero potentials), pairs/s
+//! and exp/s (each iteration evaluates `2 · n1 · n2` costs and exponentials), optionally the
+//! iterations and seconds to `--tol` with and without ε-scaling, and peak memory; then the
+//! largest |ΔP| between the backends' couplings on sampled rows. Speed is measured here, never
+//! in tests.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use ndarray::Array2;
+use psa_core::{Metric, NoProgress, Problem, Solution, SolveOptions};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::engine::{Backend, Engine, GpuCost};
+use crate::logging;
+use crate::match_cmd::{MetricArg, positive_f64};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    Cpu,
+    Gpu,
+    /// GPU and CPU reference in the same run, with their ratio and |ΔP|.
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
+    pub backend: BenchBackend,
+    /// Rows per modality per group (n1 = n2 = n).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    /// Score dimension T (number of labels the classifiers predict).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..))]
+    pub t: u64,
+    /// Label groups, solved together.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub groups: u64,
+    /// Timed iterations per backend.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub iters: u64,
+    #[arg(long, default_value_t = 0.05, value_parser = positive_f64)]
+    pub epsilon: f64,
+    #[arg(long, value_enum, default_value_t = MetricArg::Euclidean)]
+    pub metric: MetricArg,
+    /// Also solve to --tol, with and without ε-scaling.
+    #[arg(long)]
+    pub to_tol: bool,
+    #[arg(long, default_value_t = 1e-6, value_parser = positive_f64)]
+    pub tol: f64,
+    /// Iteration cap for the --to-tol runs.
+    #[arg(long, default_value_t = 5_000)]
+    pub max_iter: u64,
+    /// Rows of group 0 compared between backends.
+    #[arg(long, default_value_t = 64)]
+    pub compare_rows: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// GPU only: how the kernels get their costs.
+    #[arg(long, value_enum, default_value_t = GpuCost::Auto)]
+    pub gpu_cost: GpuCost,
+}
+
+/// Figures of one backend.
+struct Figures {
+    backend: String,
+    seconds_per_iteration: f64,
+    pairs_per_second: f64,
+    to_tol: Option<[(usize, f64, bool); 2]>,
+    peak_bytes: Option<u64>,
+    memory_note: &'static str,
+    solution: Solution,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let problem = generate(&args);
+    let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
+    tracing::info!(
+        "problem: {} group(s) × {} × {} rows, T = {}, {:.3e} pairs",
+        args.groups,
+        args.n,
+        args.n,
+        args.t,
+        pairs as f64
+    );
+    let mut figures = Vec::new();
+    if matches!(args.backend, BenchBackend::Gpu | BenchBackend::Both) {
+        figures.push(measure(
+            &Engine::select(Backend::Gpu, args.gpu_cost)?,
+            &problem,
+            &args,
+        )?);
+    }
+    if matches!(args.backend, BenchBackend::Cpu | BenchBackend::Both) {
+        figures.push(measure(
+            &Engine::select(Backend::Cpu, args.gpu_cost)?,
+            &problem,
+            &args,
+        )?);
+    }
+    logging::suspend(|| print_table(&args, pairs, &figures, &problem));
+    Ok(())
+}
+
+/// Clustered logits: 8 centres per group, unit noise, so costs look like real classifier output.
+fn generate(args: &BenchArgs) -> Problem {
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let (n, t, groups) = (args.n as usize, args.t as usize, args.groups as usize);
+    let draw = |rows: usize, centres: &Array2<f64>, rng: &mut ChaCha8Rng| {
+        Array2::from_shape_fn((rows, t), |(i, k)| {
+            let noise: f64 = StandardNormal.sample(&mut *rng);
+            centres[[i % centres.nrows(), k]] + 0.5 * noise
+        })
+    };
+    let mut s1 = Array2::zeros((0, t));
+    let mut s2 = Array2::zeros((0, t));
+    let mut labels = Vec::new();
+    for g in 0..groups {
+        let centres = Array2::from_shape_fn((8, t), |_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            1.5 * v
+        });
+        s1.append(ndarray::Axis(0), draw(n, &centres, &mut rng).view())
+            .expect("same width");
+        s2.append(ndarray::Axis(0), draw(n, &centres, &mut rng).view())
+            .expect("same width");
+        labels.extend(std::iter::repeat_n(g.to_string(), n));
+    }
+    Problem::from_scores(
+        s1.view(),
+        &labels,
+        s2.view(),
+        &labels,
+        psa_core::ScoresKind::Logits,
+        Metric::from(args.metric),
+    )
+    .expect("generated scores are finite and aligned")
+}
+
+fn measure(engine: &Engine, problem: &Problem, args: &BenchArgs) -> Result<Figures> {
+    let fixed = SolveOptions {
+        epsilon: args.epsilon,
+        tol: f64::MIN_POSITIVE,
+        max_iter: args.iters as usize,
+        eps_scaling: false,
+        ..SolveOptions::default()
+    };
+    tracing::info!(backend = engine.name(), "timing {} iterations", args.iters);
+    let start = Instant::now();
+    let solution = engine.solve(problem, &fixed, &NoProgress)?;
+    let wall = start.elapsed().as_secs_f64();
+    let iterations = solution
+        .groups
+        .iter()
+        .map(|g| g.report.iterations)
+        .max()
+        .unwrap_or(0);
+    if iterations == 0 {
+        bail!("{} backend ran no iteration", engine.name());
+    }
+    let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
+    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
+    let mut seconds_per_iteration = wall / iterations as f64;
+    let (peak_bytes, memory_note) = match engine {
+        Engine::Cpu(_) => (peak_rss_bytes(), "peak RSS of this process"),
+        #[cfg(feature = "gpu")]
+        Engine::Gpu(gpu) => {
+            // Device-timed iterations, excluding buffer setup and pipeline compilation.
+            let figures = gpu.bench_iteration(problem, &fixed, args.iters as usize)?;
+            seconds_per_iteration = figures.seconds_per_iteration;
+            let mode = if figures.materialised {
+                "materialised costs"
+            } else {
+                "streamed costs"
+            };
+            tracing::info!("GPU: {}, {mode}", figures.adapter);
+            (Some(figures.peak_device_bytes), "device buffers allocated")
+        }
+    };
+    let to_tol = if args.to_tol {
+        Some(to_tolerance(engine, problem, args)?)
+    } else {
+        None
+    };
+    Ok(Figures {
+        backend: engine.name().to_string(),
+        seconds_per_iteration,
+        pairs_per_second: 2.0 * pairs as f64 / seconds_per_iteration,
+        to_tol,
+        peak_bytes,
+        memory_note,
+        solution,
+    })
+}
+
+fn to_tolerance(
+    engine: &Engine,
+    problem: &Problem,
+    args: &BenchArgs,
+) -> Result<[(usize, f64, bool); 2]> {
+    let mut out = [(0, 0.0, false); 2];
+    for (slot, eps_scaling) in [true, false].into_iter().enumerate() {
+        let options = SolveOptions {
+            epsilon: args.epsilon,
+            tol: args.tol,
+            max_iter: args.max_iter as usize,
+            eps_scaling,
+            ..SolveOptions::default()
+        };
+        let start = Instant::now();
+        let solution = engine.solve(problem, &options, &NoProgress)?;
+        let iterations = solution
+            .groups
+            .iter()
+            .map(|g| g.report.iterations)
+            .max()
+            .unwrap_or(0);
+        let converged = solution.groups.iter().all(|g| g.report.converged);
+        out[slot] = (iterations, start.elapsed().as_secs_f64(), converged);
+    }
+    Ok(out)
+}
+
+/// The process's peak resident set (VmHWM), where /proc exists.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Largest |P_a(j|i) − P_b(j|i)| relative to each row's max, over sampled rows of group 0.
+fn max_delta_p(problem: &Problem, a: &Solution, b: &Solution, rows: usize) -> f64 {
+    let (ca, cb) = (a.coupling(problem, 0), b.coupling(problem, 0));
+    let n1 = problem.groups[0].n1();
+    let step = (n1 / rows.max(1)).max(1);
+    (0..n1)
+        .step_by(step)
+        .map(|i| {
+            let (ra, rb) = (ca.row(i), cb.row(i));
+            let max = ra.iter().cloned().fold(0.0, f64::max);
+            ra.iter()
+                .zip(&rb)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max)
+                / max
+        })
+        .fold(0.0, f64::max)
+}
+
+fn print_table(args: &BenchArgs, pairs: u64, figures: &[Figures], problem: &Problem) {
+    println!(
+        "psa bench: {} group(s) × n1 = n2 = {}, T = {}, λ = {}, {:?}; {} timed iterations",
+        args.groups, args.n, args.t, args.epsilon, args.metric, args.iters
+    );
+    println!(
+        "{:<6} {:>12} {:>12} {:>12} {:>14} {:>14} {:>12}",
+        "backend", "s/iter", "pairs/s", "exp/s", "iters→tol(ε↓)", "iters→tol(no)", "memory MB"
+    );
+    for f in figures {
+        let tol = |slot: usize| {
+            f.to_tol.map_or("-".to_string(), |t| {
+                let (iters, secs, ok) = t[slot];
+                format!("{iters}{} {secs:.2}s", if ok { "" } else { "!" })
+            })
+        };
+        println!(
+            "{:<6} {:>12.4e} {:>12.3e} {:>12.3e} {:>14} {:>14} {:>12}",
+            f.backend,
+            f.seconds_per_iteration,
+            f.pairs_per_second,
+            f.pairs_per_second,
+            tol(0),
+            tol(1),
+            f.peak_bytes
+                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1e6)),
+        );
+    }
+    for f in figures {
+        println!("  {}: memory = {}", f.backend, f.memory_note);
+    }
+    if let [gpu, cpu] = figures {
+        println!(
+            "GPU vs CPU reference per iteration: {:.1}×",
+            cpu.seconds_per_iteration / gpu.seconds_per_iteration
+        );
+        println!(
+            "max |ΔP| / row max over {} rows: {:.2e}",
+            args.compare_rows,
+            max_delta_p(
+                problem,
+                &cpu.solution,
+                &gpu.solution,
+                args.compare_rows as usize
+            )
+        );
+    }
+    let _ = pairs;
+}
