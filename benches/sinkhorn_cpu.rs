@@ -19,7 +19,7 @@ fn problem(n: usize, t: usize) -> Problem {
         let v: f64 = StandardNormal.sample(&mut rng);
         1.5 * v
     });
-    let mut draw = |rng: &mut ChaCha8Rng| {
+    let draw = |rng: &mut ChaCha8Rng| {
         Array2::from_shape_fn((n, t), |(i, k)| {
             let noise: f64 = StandardNormal.sample(rng);
             centres[[i % 8, k]] + 0.5 * noise
