@@ -6,37 +6,8 @@
 //! Run: `cargo bench --bench sinkhorn_cpu` (add `-- 8000` to filter sizes).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ndarray::Array2;
-use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Problem, ScoresKind, SolveOptions};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-
-/// Clustered logits (8 centres, unit noise), as `psa bench` generates.
-fn problem(n: usize, t: usize) -> Problem {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let centres = Array2::from_shape_simple_fn((8, t), || {
-        let v: f64 = StandardNormal.sample(&mut rng);
-        1.5 * v
-    });
-    let draw = |rng: &mut ChaCha8Rng| {
-        Array2::from_shape_fn((n, t), |(i, k)| {
-            let noise: f64 = StandardNormal.sample(rng);
-            centres[[i % 8, k]] + 0.5 * noise
-        })
-    };
-    let (s1, s2) = (draw(&mut rng), draw(&mut rng));
-    let labels = vec!["0".to_string(); n];
-    Problem::from_scores(
-        s1.view(),
-        &labels,
-        s2.view(),
-        &labels,
-        ScoresKind::Logits,
-        Metric::Euclidean,
-    )
-    .expect("generated scores are valid")
-}
+use psa_core::synthetic::clustered_problem;
+use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, SolveOptions};
 
 fn one_iteration(c: &mut Criterion) {
     let options = SolveOptions {
@@ -50,7 +21,7 @@ fn one_iteration(c: &mut Criterion) {
     group.sample_size(10);
     for t in [12, 45] {
         for n in [1000, 2000, 4000, 8000] {
-            let p = problem(n, t);
+            let p = clustered_problem(n, t, 1, Metric::Euclidean, 7);
             group.throughput(Throughput::Elements(2 * (n * n) as u64));
             group.bench_with_input(BenchmarkId::new(format!("T{t}"), n), &p, |b, p| {
                 b.iter(|| {

@@ -10,11 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use ndarray::Array2;
 use psa_core::{Metric, NoProgress, Problem, Solution, SolveOptions};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use crate::engine::{Backend, Engine, GpuCost};
 use crate::logging;
@@ -78,7 +74,13 @@ struct Figures {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let problem = generate(&args);
+    let problem = psa_core::synthetic::clustered_problem(
+        args.n as usize,
+        args.t as usize,
+        args.groups as usize,
+        Metric::from(args.metric),
+        args.seed,
+    );
     let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
     tracing::info!(
         "problem: {} group(s) × {} × {} rows, T = {}, {:.3e} pairs",
@@ -105,41 +107,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     logging::suspend(|| print_table(&args, pairs, &figures, &problem));
     Ok(())
-}
-
-/// Clustered logits: 8 centres per group, unit noise, so costs look like real classifier output.
-fn generate(args: &BenchArgs) -> Problem {
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let (n, t, groups) = (args.n as usize, args.t as usize, args.groups as usize);
-    let draw = |rows: usize, centres: &Array2<f64>, rng: &mut ChaCha8Rng| {
-        Array2::from_shape_fn((rows, t), |(i, k)| {
-            let noise: f64 = StandardNormal.sample(&mut *rng);
-            centres[[i % centres.nrows(), k]] + 0.5 * noise
-        })
-    };
-    let mut s1 = Array2::zeros((0, t));
-    let mut s2 = Array2::zeros((0, t));
-    let mut labels = Vec::new();
-    for g in 0..groups {
-        let centres = Array2::from_shape_fn((8, t), |_| {
-            let v: f64 = StandardNormal.sample(&mut rng);
-            1.5 * v
-        });
-        s1.append(ndarray::Axis(0), draw(n, &centres, &mut rng).view())
-            .expect("same width");
-        s2.append(ndarray::Axis(0), draw(n, &centres, &mut rng).view())
-            .expect("same width");
-        labels.extend(std::iter::repeat_n(g.to_string(), n));
-    }
-    Problem::from_scores(
-        s1.view(),
-        &labels,
-        s2.view(),
-        &labels,
-        psa_core::ScoresKind::Logits,
-        Metric::from(args.metric),
-    )
-    .expect("generated scores are finite and aligned")
 }
 
 fn measure(engine: &Engine, problem: &Problem, args: &BenchArgs) -> Result<Figures> {

@@ -14,6 +14,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 
+use crate::{Metric, Problem, ScoresKind};
+
 /// Size and difficulty of the synthetic data set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticConfig {
@@ -100,6 +102,46 @@ pub fn oracle_logits(z: &Array2<f64>, means: &Array2<f64>) -> Array2<f64> {
             .map(|(a, b)| (a - b) * (a - b))
             .sum::<f64>()
     })
+}
+
+/// A benchmark problem: `groups` groups of `n` rows per modality, `T = dim` columns of
+/// clustered logits (8 centres per group with coordinates `N(0, 1.5²)`, unit rows
+/// `centre + N(0, 0.5²)`), as classifier output tends to look. Used by `psa bench` and the
+/// criterion benches so they time the same inputs.
+pub fn clustered_problem(
+    n: usize,
+    dim: usize,
+    groups: usize,
+    metric: Metric,
+    seed: u64,
+) -> Problem {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let draw = |centres: &Array2<f64>, rng: &mut ChaCha8Rng| {
+        Array2::from_shape_fn((n, dim), |(i, k)| {
+            let noise: f64 = StandardNormal.sample(&mut *rng);
+            centres[[i % centres.nrows(), k]] + 0.5 * noise
+        })
+    };
+    let mut s1 = Array2::zeros((0, dim));
+    let mut s2 = Array2::zeros((0, dim));
+    let mut labels = Vec::with_capacity(n * groups);
+    for g in 0..groups {
+        let centres = random_matrix(&mut rng, 8, dim) * 1.5;
+        s1.append(Axis(0), draw(&centres, &mut rng).view())
+            .expect("same width");
+        s2.append(Axis(0), draw(&centres, &mut rng).view())
+            .expect("same width");
+        labels.extend(std::iter::repeat_n(g.to_string(), n));
+    }
+    Problem::from_scores(
+        s1.view(),
+        &labels,
+        s2.view(),
+        &labels,
+        ScoresKind::Logits,
+        metric,
+    )
+    .expect("generated scores are finite, aligned and have dim ≥ 2 columns")
 }
 
 fn observe(
