@@ -105,7 +105,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &args,
         )?);
     }
-    logging::suspend(|| print_table(&args, pairs, &figures, &problem));
+    logging::suspend(|| print_table(&args, &figures, &problem));
     Ok(())
 }
 
@@ -220,7 +220,7 @@ fn max_delta_p(problem: &Problem, a: &Solution, b: &Solution, rows: usize) -> f6
         .fold(0.0, f64::max)
 }
 
-fn print_table(args: &BenchArgs, pairs: u64, figures: &[Figures], problem: &Problem) {
+fn print_table(args: &BenchArgs, figures: &[Figures], problem: &Problem) {
     println!(
         "psa bench: {} group(s) × n1 = n2 = {}, T = {}, λ = {}, {:?}; {} timed iterations",
         args.groups, args.n, args.t, args.epsilon, args.metric, args.iters
@@ -267,5 +267,4 @@ fn print_table(args: &BenchArgs, pairs: u64, figures: &[Figures], problem: &Prob
             )
         );
     }
-    let _ = pairs;
 }
