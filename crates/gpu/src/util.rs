@@ -104,6 +104,27 @@ pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntr
 }
 
 /// Bind group entries binding whole buffers, numbered from 0.
+/// The layout every kernel of ours uses: a uniform at binding 0, then one storage buffer per
+/// entry of `read_only` at bindings 1, 2, … (read-only where the flag says so).
+pub fn bind_group_layout(
+    ctx: &GpuContext,
+    label: &str,
+    read_only: &[bool],
+) -> wgpu::BindGroupLayout {
+    let mut entries = vec![layout_entry(0, wgpu::BufferBindingType::Uniform)];
+    entries.extend(
+        read_only
+            .iter()
+            .enumerate()
+            .map(|(i, &ro)| storage_entry(i as u32 + 1, ro)),
+    );
+    ctx.device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
 pub fn whole_buffers<'a>(buffers: &[&'a wgpu::Buffer]) -> Vec<wgpu::BindGroupEntry<'a>> {
     buffers
         .iter()

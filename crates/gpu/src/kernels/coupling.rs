@@ -62,21 +62,12 @@ pub struct CouplingKernels {
 
 impl CouplingKernels {
     pub fn new(ctx: &GpuContext) -> CouplingKernels {
-        let mut entries = vec![util::layout_entry(0, wgpu::BufferBindingType::Uniform)];
         // scores, pots, groups, row_lse, row_group, out_index, out_value, y, partner
-        let read_only = [true, true, true, true, true, false, false, true, true];
-        entries.extend(
-            read_only
-                .iter()
-                .enumerate()
-                .map(|(i, &ro)| util::storage_entry(i as u32 + 1, ro)),
+        let layout = util::bind_group_layout(
+            ctx,
+            "coupling",
+            &[true, true, true, true, true, false, false, true, true],
         );
-        let layout = ctx
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("coupling"),
-                entries: &entries,
-            });
         CouplingKernels {
             pipeline_layout: util::pipeline_layout(ctx, &layout),
             module: util::shader_module(ctx, "coupling.wgsl", SOURCE),

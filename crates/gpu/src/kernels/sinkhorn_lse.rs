@@ -117,21 +117,12 @@ pub struct SinkhornBindings<'a> {
 
 impl SinkhornLse {
     pub fn new(ctx: &GpuContext) -> SinkhornLse {
-        let mut entries = vec![util::layout_entry(0, wgpu::BufferBindingType::Uniform)];
         // scores, pots, blocks, partials, groups, scratch, row_group, schedule, cost
-        let read_only = [true, false, true, false, false, false, true, true, true];
-        entries.extend(
-            read_only
-                .iter()
-                .enumerate()
-                .map(|(i, &ro)| util::storage_entry(i as u32 + 1, ro)),
+        let layout = util::bind_group_layout(
+            ctx,
+            "sinkhorn_lse",
+            &[true, false, true, false, false, false, true, true, true],
         );
-        let layout = ctx
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("sinkhorn_lse"),
-                entries: &entries,
-            });
         SinkhornLse {
             pipeline_layout: util::pipeline_layout(ctx, &layout),
             module: util::shader_module(ctx, "sinkhorn_lse.wgsl", SOURCE),
