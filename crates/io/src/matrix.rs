@@ -8,6 +8,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::IoError;
 use crate::format::{Format, ensure_not_empty};
+use crate::h5ad::{H5adMatrix, is_h5ad, read_h5ad_matrix};
 use crate::npy;
 use crate::text::{Comments, Delimiter, Fields, Records};
 
@@ -20,10 +21,14 @@ const EXPECTED: &str = "an n × d matrix";
 /// * `.csv` (comma), `.tsv` (tab) and `.txt` (tab, comma or whitespace, sniffed from the first
 ///   data line): one row per line; blank lines and, for matrices, lines starting with `#` are
 ///   skipped. The first row is a header, and skipped, when any of its fields is not a number.
+/// * `.h5ad`: the AnnData file's `X`, dense or sparse, as [`read_h5ad_matrix`] reads it.
 ///
 /// Errors name the file, and the line and column (1-based, text) or the row and column (0-based,
 /// for NaN or infinite values) at fault.
 pub fn read_matrix(path: &Path) -> Result<Array2<f64>, IoError> {
+    if is_h5ad(path) {
+        return read_h5ad_matrix(path, &H5adMatrix::X);
+    }
     ensure_not_empty(path, EXPECTED)?;
     let matrix = match Format::of(path)? {
         Format::Npy => npy::read_matrix(path)?,
@@ -80,7 +85,7 @@ fn read_text(path: &Path, delimiter: Delimiter) -> Result<Array2<f64>, IoError> 
 }
 
 /// Fails on the first NaN or infinite value in row-major order, naming its row and column.
-fn check_finite(path: &Path, matrix: ArrayView2<f64>) -> Result<(), IoError> {
+pub(crate) fn check_finite(path: &Path, matrix: ArrayView2<f64>) -> Result<(), IoError> {
     match matrix.indexed_iter().find(|(_, value)| !value.is_finite()) {
         None => Ok(()),
         Some(((row, column), &value)) => Err(IoError::NonFinite {
