@@ -135,6 +135,49 @@ pub enum IoError {
 
     #[error("{}: exists and is not a directory; choose another output directory", path.display())]
     NotADirectory { path: PathBuf },
+
+    #[error("{}: cannot open as HDF5, the format of .h5ad files: {cause}", path.display())]
+    NotHdf5 { path: PathBuf, cause: String },
+
+    /// `key` is the HDF5 path inside the file: `X`, `layers/counts`, `obs/cell_type`.
+    #[error("{}: {key}: {message}", path.display())]
+    H5ad {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+
+    /// A layer or obsm entry that is not in the file; `group` is `layers` or `obsm`.
+    #[error("{}: no {what} {name:?} ({group}: {})", path.display(), or_none(available))]
+    H5adNoSuchKey {
+        path: PathBuf,
+        what: &'static str,
+        group: &'static str,
+        name: String,
+        available: Vec<String>,
+    },
+
+    #[error("{}: obs has no column {column:?} (columns: {})", path.display(), or_none(available))]
+    H5adNoSuchColumn {
+        path: PathBuf,
+        column: String,
+        available: Vec<String>,
+    },
+
+    #[error("{}: no epoch records to {action}; the training loop logged no epochs", path.display())]
+    NoEpochs { path: PathBuf, action: &'static str },
+
+    #[error("{}: could not draw the plot: {message}", path.display())]
+    Plot { path: PathBuf, message: String },
+}
+
+/// The names a user can choose from, or "none" when there are none.
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// A shape as NumPy prints it: `(3,)`, `(2, 3)`.

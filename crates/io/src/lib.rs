@@ -8,18 +8,26 @@
 //! * [`read_labels`] and [`read_ids`]: one label or unit id per row, from `.npy` (integers or
 //!   fixed-width strings) or from a text column; [`LabelSource`] picks a named column
 //!   (`meta.csv:cell_type`);
+//! * [`read_h5ad_matrix`], [`read_h5ad_obs_column`] and [`read_h5ad_obs_names`]: AnnData `.h5ad`
+//!   files, as single-cell users hold their data: `X` (dense or sparse), a layer or an `obsm`
+//!   embedding ([`H5adMatrix`]), an `obs` column as labels and `obs_names` as ids; [`read_matrix`]
+//!   reads the `X` of an `.h5ad` file;
 //! * [`check_rows`]: the row counts of two inputs agree;
 //! * [`write_npy_f64`], [`write_npy_f32`], [`write_npy_i64`], [`write_json`], [`write_atomic`]:
 //!   each file appears complete or not at all (written beside its target, then renamed);
 //! * [`OutputDir`]: a run's whole output directory, staged beside the final one and moved into
 //!   place by [`OutputDir::commit`], so a failed run leaves no partial results;
+//! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
+//!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
+//!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
 //! * [`summary`]: the schema of `summary.json`.
 //!
 //! Every error names the file and, where it helps, the line or the row and column at fault
 //! ([`IoError`]).
 //!
 //! Not here: any arithmetic on the data (transforms, matching and metrics live in `psa-core`),
-//! command-line parsing, or formats psa does not write (`.h5ad` is a later addition).
+//! command-line parsing, or writing `.h5ad` files (AnnData is read only; results go out in the
+//! forms above).
 //!
 //! ```
 //! use ndarray::array;
@@ -31,8 +39,10 @@
 
 mod error;
 mod format;
+mod h5ad;
 mod labels;
 mod matrix;
+mod monitor;
 mod npy;
 mod output;
 pub mod summary;
@@ -42,8 +52,12 @@ mod text;
 mod write;
 
 pub use error::{IoError, Location};
+pub use h5ad::{H5adMatrix, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column, read_h5ad_obs_names};
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;
+pub use monitor::{
+    EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
+};
 pub use output::OutputDir;
 pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary};
 pub use write::{write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64};
