@@ -12,7 +12,9 @@
 //! * [`coupling`]: the lazy coupling `P(j|i)` — any row exactly, top-k, projections, dense
 //!   on request — without an `n1 × n2` matrix;
 //! * [`metrics`]: trace, FOSCTTM and latent MSE (App. D.1);
-//! * [`synthetic`]: a latent Gaussian mixture with known propensities, for the demo and tests.
+//! * [`synthetic`]: data with known ground truth — a latent Gaussian mixture with known
+//!   propensities (the demo), and the paper's synthetic interventional images (Sec. 6.1) with a
+//!   fast tabular analogue (`psa generate`).
 //!
 //! Not here: reading files (`psa-io`), GPU kernels (`psa-gpu`), trained classifiers.
 //!

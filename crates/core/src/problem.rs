@@ -127,6 +127,22 @@ impl Problem {
         })
     }
 
+    /// For a problem built from a subset of each input's rows (the held-out part that
+    /// `--folds 1` scores): maps its row indices through `rows1` / `rows2` (the input row of
+    /// each subset row) and records the inputs' full sizes, so outputs index the inputs.
+    pub fn map_rows(&mut self, rows1: &[usize], rows2: &[usize], n1_total: usize, n2_total: usize) {
+        for group in &mut self.groups {
+            for r in &mut group.rows1 {
+                *r = rows1[*r];
+            }
+            for r in &mut group.rows2 {
+                *r = rows2[*r];
+            }
+        }
+        self.n1_total = n1_total;
+        self.n2_total = n2_total;
+    }
+
     /// Number of score coordinates `T`.
     pub fn dim(&self) -> usize {
         self.groups.first().map_or(0, Group::dim)
@@ -225,6 +241,11 @@ mod tests {
         assert_eq!(p.groups[0].label, "2");
         assert_eq!(p.groups[0].rows1, vec![1]);
         assert_eq!(p.groups[0].rows2, vec![0]);
+        let mut mapped = p.clone();
+        mapped.map_rows(&[5, 7, 9], &[4, 6], 10, 8);
+        assert_eq!(mapped.groups[0].rows1, vec![7]);
+        assert_eq!(mapped.groups[0].rows2, vec![4]);
+        assert_eq!((mapped.n1_total, mapped.n2_total), (10, 8));
         assert_eq!(
             p.unmatched,
             vec![
