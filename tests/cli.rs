@@ -1464,7 +1464,7 @@ fn demo_table(stdout: &str) -> Vec<(String, [f64; 4])> {
 
 /// The number after `key` in the demo's first line, if the line states it.
 fn demo_setting(stdout: &str, key: &str) -> Option<String> {
-    let header = stdout.lines().next()?;
+    let header = stdout.lines().find(|line| line.contains(key))?;
     let rest = &header[header.find(key)? + key.len()..];
     let value: String = rest
         .chars()
@@ -1479,10 +1479,11 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
     let data = work.path("data");
     let output = work.psa([
         "demo",
+        "--tabular",
         "--n-per-group",
-        "30",
-        "--groups",
-        "3",
+        "20",
+        "--epochs",
+        "5",
         "--backend",
         "cpu",
         "--write-data",
@@ -1532,7 +1533,7 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
             "--method",
             method,
         ]));
-        // The demo states its OT settings in its first line: "OT (λ = 0.05, tol 1e-4)".
+        // The demo states its OT settings: "matching: OT λ = 0.05, tol 1e-4, …".
         for (key, flag) in [("λ = ", "--epsilon"), ("tol ", "--tol")] {
             if let Some(value) = demo_setting(&stdout, key) {
                 args.extend([flag.to_string(), value]);
@@ -1541,8 +1542,8 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
         let run = work.run_match(&format!("out{k}"), &args);
         let mean = &run.summary["mean"];
         let groups = run.summary["groups"].as_array().unwrap();
-        assert_eq!(groups.len(), 3);
-        assert!(groups.iter().all(|g| g["n1"] == 30 && g["n2"] == 30));
+        assert_eq!(groups.len(), 12);
+        assert!(groups.iter().all(|g| g["n1"] == 20 && g["n2"] == 20));
         assert_close(
             &format!("{method} trace"),
             mean["trace"].as_f64().unwrap(),

@@ -47,56 +47,123 @@ pub enum Engine {
     Gpu(Box<GpuMatcher>),
 }
 
-impl Engine {
+/// The hardware chosen once per process by `--backend`: the GPU context, when there is one,
+/// serves both the matcher's WGSL kernels and burn's classifiers (one device, one queue).
+pub struct Hardware {
+    #[cfg(feature = "gpu")]
+    gpu: Option<std::sync::Arc<GpuContext>>,
+    learn_device: std::sync::OnceLock<psa_learn::Device>,
+}
+
+impl Hardware {
     #[cfg(not(feature = "gpu"))]
-    pub fn select(backend: Backend, _cost: GpuCost) -> Result<Engine> {
+    pub fn select(backend: Backend) -> Result<Hardware> {
         match backend {
-            Backend::Cpu => Ok(Engine::Cpu(psa_core::CpuMatcher)),
+            Backend::Cpu => {}
             Backend::Auto => {
-                tracing::info!(
-                    "--backend auto: using the CPU reference (built without the gpu feature)"
-                );
-                Ok(Engine::Cpu(psa_core::CpuMatcher))
+                tracing::info!("--backend auto: using the CPU (built without the gpu feature)")
             }
             Backend::Gpu => anyhow::bail!(
                 "--backend gpu: this psa was built without GPU support; rebuild with the default `gpu` feature"
             ),
         }
+        Ok(Hardware {
+            learn_device: std::sync::OnceLock::new(),
+        })
     }
 
     #[cfg(feature = "gpu")]
-    pub fn select(backend: Backend, cost: GpuCost) -> Result<Engine> {
-        let gpu = |context: GpuContext| -> Result<Engine> {
-            let options = GpuOptions {
-                cost_mode: match cost {
-                    GpuCost::Auto => CostMode::Auto,
-                    GpuCost::Streaming => CostMode::Streaming,
-                    GpuCost::Materialised => CostMode::Materialised,
-                },
-                ..GpuOptions::default()
-            };
-            let matcher = GpuMatcher::new(std::sync::Arc::new(context), options)?;
-            Ok(Engine::Gpu(Box::new(matcher)))
-        };
-        match backend {
-            Backend::Cpu => Ok(Engine::Cpu(psa_core::CpuMatcher)),
+    pub fn select(backend: Backend) -> Result<Hardware> {
+        let gpu = match backend {
+            Backend::Cpu => None,
             Backend::Gpu => {
                 let context = GpuContext::new(AdapterChoice::AnyIncludingSoftware)
                     .context("--backend gpu")?;
                 tracing::info!("--backend gpu: using {}", context.describe());
-                gpu(context)
+                Some(context)
             }
             Backend::Auto => match GpuContext::new(AdapterChoice::HardwareOnly) {
                 Ok(context) => {
                     tracing::info!("--backend auto: using {}", context.describe());
-                    gpu(context)
+                    Some(context)
                 }
                 Err(err) => {
-                    tracing::info!("--backend auto: using the CPU reference ({err})");
-                    Ok(Engine::Cpu(psa_core::CpuMatcher))
+                    tracing::info!("--backend auto: using the CPU ({err})");
+                    None
                 }
             },
+        };
+        Ok(Hardware {
+            gpu: gpu.map(std::sync::Arc::new),
+            learn_device: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The OT matcher on this hardware.
+    #[cfg(not(feature = "gpu"))]
+    pub fn engine(&self, _cost: GpuCost) -> Result<Engine> {
+        Ok(Engine::Cpu(psa_core::CpuMatcher))
+    }
+
+    /// The OT matcher on this hardware.
+    #[cfg(feature = "gpu")]
+    pub fn engine(&self, cost: GpuCost) -> Result<Engine> {
+        let Some(context) = &self.gpu else {
+            return Ok(Engine::Cpu(psa_core::CpuMatcher));
+        };
+        let options = GpuOptions {
+            cost_mode: match cost {
+                GpuCost::Auto => CostMode::Auto,
+                GpuCost::Streaming => CostMode::Streaming,
+                GpuCost::Materialised => CostMode::Materialised,
+            },
+            ..GpuOptions::default()
+        };
+        let matcher = GpuMatcher::new(context.clone(), options)?;
+        Ok(Engine::Gpu(Box::new(matcher)))
+    }
+
+    /// burn's device for the classifiers: wgpu on the same device as the matcher, or NdArray.
+    pub fn learn_device(&self) -> Result<psa_learn::Device> {
+        if let Some(device) = self.learn_device.get() {
+            return Ok(device.clone());
         }
+        let device = self.open_learn_device()?;
+        Ok(self.learn_device.get_or_init(|| device).clone())
+    }
+
+    #[cfg(feature = "gpu")]
+    fn open_learn_device(&self) -> Result<psa_learn::Device> {
+        match &self.gpu {
+            Some(c) => Ok(psa_learn::shared_wgpu_device(
+                c.instance.clone(),
+                c.adapter.clone(),
+                c.device.clone(),
+                c.queue.clone(),
+            )?),
+            None => Ok(psa_learn::cpu_device()),
+        }
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    fn open_learn_device(&self) -> Result<psa_learn::Device> {
+        Ok(psa_learn::cpu_device())
+    }
+
+    /// "burn-wgpu on <adapter>" or "burn-ndarray (CPU)", for logs and summaries.
+    pub fn learn_name(&self) -> String {
+        #[cfg(feature = "gpu")]
+        if let Some(c) = &self.gpu {
+            return format!("burn-wgpu on {}", c.info.name);
+        }
+        "burn-ndarray (CPU)".to_string()
+    }
+}
+
+impl Engine {
+    /// A matcher for `--backend` (the hardware is chosen here; see [`Hardware`]).
+    pub fn select(backend: Backend, cost: GpuCost) -> Result<Engine> {
+        Hardware::select(backend)?.engine(cost)
     }
 
     pub fn name(&self) -> &str {

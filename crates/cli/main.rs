@@ -4,11 +4,16 @@
 //! matcher from `psa-core` (CPU) or `psa-gpu`, and writes results. One file per subcommand.
 
 mod bench;
+mod bench_train;
+mod classify;
 mod demo;
 mod engine;
+mod generate;
+mod inputs;
 mod logging;
 mod match_cmd;
 mod pipeline;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -36,10 +41,18 @@ struct Cli {
 enum Command {
     /// Match two modalities given their classifiers' scores, within label groups.
     Match(Box<match_cmd::MatchArgs>),
+    /// Train one modality's propensity classifier and save it (burn weights + model.json).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Write a saved classifier's logits for new rows.
+    Score(train_cmd::ScoreArgs),
     /// Run the whole method on a built-in synthetic data set and print its metrics.
     Demo(demo::DemoArgs),
     /// Time the Sinkhorn kernels on a generated problem, GPU against the CPU reference.
     Bench(bench::BenchArgs),
+    /// Time classifier training (samples/s), burn-wgpu against burn-ndarray.
+    BenchTrain(bench_train::BenchTrainArgs),
+    /// Write the paper's synthetic data (images, or a tabular analogue) with its ground truth.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,8 +68,12 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Match(args) => match_cmd::run(*args),
+        Command::Train(args) => train_cmd::run_train(*args),
+        Command::Score(args) => train_cmd::run_score(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchTrain(args) => bench_train::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,34 +6,85 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ndarray::Array2;
 use psa_core::{EpsilonMode, Metric, Problem, ScoresKind, SolveOptions};
-use psa_io::{LabelSource, MeanMetrics, OutputDir, Summary, UnmatchedSummary};
+use psa_io::{MeanMetrics, OutputDir, Summary, UnmatchedSummary};
 use serde::Serialize;
 
-use crate::engine::{Backend, Engine, GpuCost};
+use crate::classify::{self, CrossFitArgs, Modality, ModelArgs};
+use crate::engine::{Backend, GpuCost, Hardware};
+use crate::inputs::{self, H5adChoice};
 use crate::pipeline::{self, Extras, Method, RunConfig};
 
-/// Inputs are `.npy` (float32/float64, C or Fortran order) or `.csv`/`.tsv` (numeric, optional
-/// header); labels and ids are `.npy` integers/strings or a text/CSV column (`FILE:COLUMN`).
-/// Results go to DIR: summary.json, topk_index.npy, topk_weight.npy, coupling/<label>.npy,
-/// projection.npy (see the README for their schema).
+/// Two ways in. Scores: `--scores1/--scores2` are classifier outputs you made (`.npy`
+/// float32/float64, or `.csv`/`.tsv`). Features: `--x1/--x2` are raw features (`.npy`, `.csv`,
+/// AnnData `.h5ad`) or image stacks (`.npy`, n × C × H × W), and psa trains one propensity
+/// classifier per modality with K-fold cross-fitting first (saving scores1.npy, scores2.npy,
+/// training.csv, training.png). Labels and ids are `.npy` integers/strings, a text/CSV column
+/// (`FILE:COLUMN`), or `obs:COLUMN` / `obs_names` of the `.h5ad`. Results go to DIR:
+/// summary.json, topk_index.npy, topk_weight.npy, coupling/<label>.npy, projection.npy (see the
+/// README for their schema).
 #[derive(Debug, Args, Serialize)]
 #[command(next_line_help = false)]
 pub struct MatchArgs {
     /// Modality-1 classifier scores, n1 × T (logits or probabilities, see --scores-kind).
-    #[arg(long, value_name = "S1")]
-    pub scores1: PathBuf,
-    /// Modality-1 labels t, one per row of S1.
+    #[arg(
+        long,
+        value_name = "S1",
+        required_unless_present = "x1",
+        conflicts_with = "x1",
+        requires = "scores2"
+    )]
+    pub scores1: Option<PathBuf>,
+    /// Modality-2 classifier scores, n2 × T.
+    #[arg(
+        long,
+        value_name = "S2",
+        required_unless_present = "x2",
+        conflicts_with = "x2",
+        requires = "scores1"
+    )]
+    pub scores2: Option<PathBuf>,
+    /// Modality-1 features or images: train a classifier on them (cross-fitted) and match its
+    /// out-of-sample scores.
+    #[arg(long, value_name = "X1", requires = "x2")]
+    pub x1: Option<PathBuf>,
+    /// Modality-2 features or images.
+    #[arg(long, value_name = "X2", requires = "x1")]
+    pub x2: Option<PathBuf>,
+    /// Modality-1 labels t, one per row (FILE, FILE:COLUMN, or obs:COLUMN of X1.h5ad).
     #[arg(long, value_name = "L1")]
     pub labels1: String,
-    /// Modality-2 classifier scores, n2 × T.
-    #[arg(long, value_name = "S2")]
-    pub scores2: PathBuf,
-    /// Modality-2 labels t, one per row of S2.
+    /// Modality-2 labels t, one per row.
     #[arg(long, value_name = "L2")]
     pub labels2: String,
     /// Output directory (created; files are replaced only when the run succeeds).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// .h5ad inputs: read this layer instead of X (both modalities; see --layer1/--layer2).
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub layer: Option<String>,
+    /// .h5ad inputs: read this obsm embedding (e.g. X_pca) instead of X.
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub obsm: Option<String>,
+    /// Layer of X1.h5ad only.
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub layer1: Option<String>,
+    /// Layer of X2.h5ad only.
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub layer2: Option<String>,
+    /// obsm embedding of X1.h5ad only.
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub obsm1: Option<String>,
+    /// obsm embedding of X2.h5ad only.
+    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
+    pub obsm2: Option<String>,
+    /// Image stacks are n × H × W × C (default n × C × H × W).
+    #[arg(long)]
+    pub channels_last: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub cross_fit: CrossFitArgs,
 
     /// Matching method.
     #[arg(long, value_enum, default_value_t = Method::Ot)]
@@ -100,11 +151,12 @@ pub struct MatchArgs {
     /// Draw this many pseudo-partners j ~ P(·|i) per row into pseudo_pairs.npy.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pseudo_pairs: u64,
-    /// Seed for pseudo-pair sampling.
+    /// Seed for pseudo-pair sampling and for the classifiers (initialisation, folds, batches).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Where to solve: the CPU reference, a GPU, or a hardware GPU when present.
+    /// Where to train and solve: the CPU (burn-ndarray, the f64 reference matcher), a GPU
+    /// (burn-wgpu and the WGSL kernels, on one device), or a hardware GPU when present.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
     /// GPU only: stream costs from the scores, keep cost matrices on the device, or choose.
@@ -202,14 +254,25 @@ pub fn run(args: MatchArgs) -> Result<()> {
     let config = args.run_config();
     config.solve.validate()?;
     let out = OutputDir::create(&args.out)?;
-    let (problem, extras) = read_inputs(&args)?;
-    let engine = Engine::select(args.backend, args.gpu_cost)?;
-    let groups = pipeline::run(&problem, &extras, &config, &engine, Some(&out))?;
+    let hardware = Hardware::select(args.backend)?;
+    let inputs = read_inputs(&args, &hardware, &out)?;
+    let engine = hardware.engine(args.gpu_cost)?;
+    let groups = pipeline::run(
+        &inputs.problem,
+        &inputs.extras,
+        &config,
+        &engine,
+        Some(&out),
+    )?;
     let mut options = serde_json::to_value(&args)?
         .as_object()
         .cloned()
         .expect("MatchArgs serialises to an object");
     options.insert("backend_used".into(), engine.name().into());
+    if let Some(classifiers) = inputs.classifiers {
+        options.insert("classifiers".into(), classifiers);
+    }
+    let problem = &inputs.problem;
     let summary = Summary {
         psa_version: env!("CARGO_PKG_VERSION").to_string(),
         options,
@@ -231,29 +294,75 @@ pub fn run(args: MatchArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_inputs(args: &MatchArgs) -> Result<(Problem, Extras)> {
-    let scores1 = psa_io::read_matrix(&args.scores1)?;
-    let scores2 = psa_io::read_matrix(&args.scores2)?;
-    let labels1 = LabelSource::parse(&args.labels1).read_labels()?;
-    let labels2 = LabelSource::parse(&args.labels2).read_labels()?;
-    psa_io::check_rows(
-        Path::new(&args.labels1),
-        labels1.len(),
-        &args.scores1,
-        scores1.nrows(),
-    )?;
-    psa_io::check_rows(
-        Path::new(&args.labels2),
-        labels2.len(),
-        &args.scores2,
-        scores2.nrows(),
-    )?;
+/// What the matcher gets, plus how the scores were made when psa made them.
+struct Inputs {
+    problem: Problem,
+    extras: Extras,
+    classifiers: Option<serde_json::Value>,
+}
+
+/// The file each modality's rows come from (scores or features) and its row count.
+struct Side<'a> {
+    path: &'a Path,
+    rows: usize,
+}
+
+fn read_inputs(args: &MatchArgs, hardware: &Hardware, out: &OutputDir) -> Result<Inputs> {
+    let (problem, side1, side2, classifiers) = match (&args.x1, &args.x2) {
+        (Some(x1), Some(x2)) => {
+            let scored = classify_inputs(args, (x1, x2), hardware, out)?;
+            let sides = (
+                Side {
+                    path: x1,
+                    rows: scored.n1,
+                },
+                Side {
+                    path: x2,
+                    rows: scored.n2,
+                },
+            );
+            (scored.problem, sides.0, sides.1, Some(scored.summary))
+        }
+        _ => {
+            let (s1, s2) = (
+                args.scores1.as_deref().expect("clap: --scores1 or --x1"),
+                args.scores2.as_deref().expect("clap: --scores2 or --x2"),
+            );
+            let (problem, n1, n2) = problem_from_score_files(args, s1, s2)?;
+            (
+                problem,
+                Side { path: s1, rows: n1 },
+                Side { path: s2, rows: n2 },
+                None,
+            )
+        }
+    };
+    warn_unmatched(&problem);
+    let extras = read_extras(args, &side1, &side2)?;
+    Ok(Inputs {
+        problem,
+        extras,
+        classifiers,
+    })
+}
+
+fn problem_from_score_files(
+    args: &MatchArgs,
+    s1: &Path,
+    s2: &Path,
+) -> Result<(Problem, usize, usize)> {
+    let scores1 = psa_io::read_matrix(s1)?;
+    let scores2 = psa_io::read_matrix(s2)?;
+    let labels1 = inputs::read_labels(&args.labels1, s1)?;
+    let labels2 = inputs::read_labels(&args.labels2, s2)?;
+    psa_io::check_rows(Path::new(&args.labels1), labels1.len(), s1, scores1.nrows())?;
+    psa_io::check_rows(Path::new(&args.labels2), labels2.len(), s2, scores2.nrows())?;
     if scores1.ncols() != scores2.ncols() {
         bail!(
             "{} has {} columns but {} has {}: both classifiers must score the same T labels",
-            args.scores2.display(),
+            s2.display(),
             scores2.ncols(),
-            args.scores1.display(),
+            s1.display(),
             scores1.ncols()
         );
     }
@@ -265,25 +374,134 @@ fn read_inputs(args: &MatchArgs) -> Result<(Problem, Extras)> {
         args.scores_kind.into(),
         args.metric.into(),
     )
-    .with_context(|| format!("{} / {}", args.scores1.display(), args.scores2.display()))?;
-    warn_unmatched(&problem);
-    let extras = Extras {
+    .with_context(|| format!("{} / {}", s1.display(), s2.display()))?;
+    Ok((problem, scores1.nrows(), scores2.nrows()))
+}
+
+/// Scores made by cross-fitted classifiers, as a problem over the scored rows.
+struct Classified {
+    problem: Problem,
+    n1: usize,
+    n2: usize,
+    summary: serde_json::Value,
+}
+
+fn classify_inputs(
+    args: &MatchArgs,
+    (x1, x2): (&PathBuf, &PathBuf),
+    hardware: &Hardware,
+    out: &OutputDir,
+) -> Result<Classified> {
+    let read = |name: &str,
+                x: &PathBuf,
+                labels_spec: &str,
+                layer: &Option<String>,
+                obsm: &Option<String>|
+     -> Result<Modality> {
+        let h5ad = H5adChoice {
+            layer: layer.clone().or_else(|| args.layer.clone()),
+            obsm: obsm.clone().or_else(|| args.obsm.clone()),
+        };
+        let features = inputs::read_features(x, &h5ad, args.channels_last)?;
+        let labels = inputs::read_labels(labels_spec, x)?;
+        psa_io::check_rows(Path::new(labels_spec), labels.len(), x, features.rows())?;
+        Ok(Modality {
+            name: name.to_string(),
+            source: x.clone(),
+            features,
+            labels,
+        })
+    };
+    let m1 = read("1", x1, &args.labels1, &args.layer1, &args.obsm1)?;
+    let m2 = read("2", x2, &args.labels2, &args.layer2, &args.obsm2)?;
+    let classes = classify::classes_of(&m1, &m2, args.cross_fit.allow_missing_labels)?;
+    let device = hardware.learn_device()?;
+    tracing::info!(
+        "training propensity classifiers ({} labels, {}-fold cross-fitting) with {}",
+        classes.len(),
+        args.cross_fit.folds,
+        hardware.learn_name()
+    );
+    let mut fitted = Vec::new();
+    let mut specs = Vec::new();
+    for m in [&m1, &m2] {
+        let spec = args.model.spec(m.features.shape(), args.seed)?;
+        fitted.push(classify::cross_fit_modality(
+            m,
+            &classes,
+            &spec,
+            args.cross_fit.config(),
+            &device,
+        )?);
+        specs.push(spec);
+    }
+    let records: Vec<_> = fitted.iter().flat_map(|f| f.records.clone()).collect();
+    classify::write_monitor(out, &records, classes.len())?;
+    psa_io::write_npy_f64(&out.path("scores1.npy"), fitted[0].logits.view())?;
+    psa_io::write_npy_f64(&out.path("scores2.npy"), fitted[1].logits.view())?;
+    let subset = |f: &psa_learn::CrossFitted, labels: &[String]| {
+        let scores = f.logits.select(ndarray::Axis(0), &f.scored_rows);
+        let labels: Vec<String> = f.scored_rows.iter().map(|&r| labels[r].clone()).collect();
+        (scores, labels)
+    };
+    let (s1, l1) = subset(&fitted[0], &m1.labels);
+    let (s2, l2) = subset(&fitted[1], &m2.labels);
+    let mut problem = Problem::from_scores(
+        s1.view(),
+        &l1,
+        s2.view(),
+        &l2,
+        ScoresKind::Logits,
+        args.metric.into(),
+    )?;
+    problem.map_rows(
+        &fitted[0].scored_rows,
+        &fitted[1].scored_rows,
+        m1.features.rows(),
+        m2.features.rows(),
+    );
+    let summary = serde_json::json!({
+        "backend": hardware.learn_name(),
+        "classes": classes.labels,
+        "modalities": [classifier_summary(&specs[0], &fitted[0]), classifier_summary(&specs[1], &fitted[1])],
+    });
+    Ok(Classified {
+        problem,
+        n1: m1.features.rows(),
+        n2: m2.features.rows(),
+        summary,
+    })
+}
+
+fn classifier_summary(
+    spec: &psa_learn::ModelSpec,
+    f: &psa_learn::CrossFitted,
+) -> serde_json::Value {
+    serde_json::json!({
+        "spec": spec,
+        "scored_rows": f.scored_rows.len(),
+        "folds": f.folds.iter().map(|fold| serde_json::json!({
+            "train_rows": fold.train_rows.len(),
+            "validation_rows": fold.validation_rows.len(),
+            "scored_rows": fold.scored_rows.len(),
+            "best_epoch": fold.best_epoch,
+            "epochs_run": fold.epochs_run,
+            "best_validation_cross_entropy": fold.best_validation_cross_entropy,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn read_extras(args: &MatchArgs, side1: &Side<'_>, side2: &Side<'_>) -> Result<Extras> {
+    Ok(Extras {
         ids: match (&args.ids1, &args.ids2) {
-            (Some(a), Some(b)) => Some((
-                read_ids(a, &args.scores1, scores1.nrows())?,
-                read_ids(b, &args.scores2, scores2.nrows())?,
-            )),
+            (Some(a), Some(b)) => Some((read_ids(a, side1)?, read_ids(b, side2)?)),
             _ => None,
         },
-        eval_features1: optional_matrix(
-            args.eval_features1.as_deref(),
-            &args.scores1,
-            scores1.nrows(),
-        )?,
+        eval_features1: optional_matrix(args.eval_features1.as_deref(), side1)?,
         latents: match (&args.latents1, &args.latents2) {
             (Some(a), Some(b)) => {
-                let z1 = matrix_with_rows(a, &args.scores1, scores1.nrows())?;
-                let z2 = matrix_with_rows(b, &args.scores2, scores2.nrows())?;
+                let z1 = matrix_with_rows(a, side1)?;
+                let z2 = matrix_with_rows(b, side2)?;
                 if z1.ncols() != z2.ncols() {
                     bail!(
                         "{} has {} columns but {} has {}",
@@ -297,9 +515,8 @@ fn read_inputs(args: &MatchArgs) -> Result<(Problem, Extras)> {
             }
             _ => None,
         },
-        project2: optional_matrix(args.project2.as_deref(), &args.scores2, scores2.nrows())?,
-    };
-    Ok((problem, extras))
+        project2: optional_matrix(args.project2.as_deref(), side2)?,
+    })
 }
 
 fn warn_unmatched(problem: &Problem) {
@@ -316,20 +533,20 @@ fn warn_unmatched(problem: &Problem) {
     }
 }
 
-fn read_ids(spec: &str, scores: &Path, rows: usize) -> Result<Vec<String>> {
-    let ids = LabelSource::parse(spec).read_ids()?;
-    psa_io::check_rows(Path::new(spec), ids.len(), scores, rows)?;
+fn read_ids(spec: &str, side: &Side<'_>) -> Result<Vec<String>> {
+    let ids = inputs::read_ids(spec, side.path)?;
+    psa_io::check_rows(Path::new(spec), ids.len(), side.path, side.rows)?;
     Ok(ids)
 }
 
-fn matrix_with_rows(path: &Path, scores: &Path, rows: usize) -> Result<Array2<f64>> {
+fn matrix_with_rows(path: &Path, side: &Side<'_>) -> Result<Array2<f64>> {
     let m = psa_io::read_matrix(path)?;
-    psa_io::check_rows(path, m.nrows(), scores, rows)?;
+    psa_io::check_rows(path, m.nrows(), side.path, side.rows)?;
     Ok(m)
 }
 
-fn optional_matrix(path: Option<&Path>, scores: &Path, rows: usize) -> Result<Option<Array2<f64>>> {
-    path.map(|p| matrix_with_rows(p, scores, rows)).transpose()
+fn optional_matrix(path: Option<&Path>, side: &Side<'_>) -> Result<Option<Array2<f64>>> {
+    path.map(|p| matrix_with_rows(p, side)).transpose()
 }
 
 fn report(summary: &Summary, dir: &Path) {

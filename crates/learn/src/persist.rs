@@ -1,0 +1,180 @@
+//! A trained classifier on disk, as `psa train` writes it and `psa score` reads it:
+//!
+//! * `model.bpk`: the network's weights, written by burn's recorder (burnpack);
+//! * `model.json`: everything else needed to rebuild and use it ([`ModelCard`]): the spec,
+//!   input shape, class labels in output order, and the standardisation fitted at training.
+//!
+//! Files go into a directory the caller provides; the CLI stages it and renames it into place,
+//! so an interrupted training leaves no half-written model.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::crossfit::score_rows;
+use crate::data::{Classes, Features, InputShape, Standardizer, stratified_split};
+use crate::model::Classifier;
+use crate::spec::ModelSpec;
+use crate::train::{Labelled, RunTag, TrainedRun, train_run};
+use crate::{LearnError, TrainObserver};
+
+pub const WEIGHTS_FILE: &str = "model.bpk";
+pub const CARD_FILE: &str = "model.json";
+
+/// What `model.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: u32,
+    pub spec: ModelSpec,
+    pub input: InputShape,
+    pub classes: Classes,
+    pub standardizer: Standardizer,
+    pub best_epoch: usize,
+    pub best_validation_cross_entropy: f64,
+    pub epochs_run: usize,
+    pub trained_rows: usize,
+}
+
+const CARD_FORMAT: u32 = 1;
+
+/// A network with its card.
+pub struct TrainedModel {
+    pub card: ModelCard,
+    pub network: Classifier,
+}
+
+/// Trains one classifier on all rows of a modality (a stratified validation part picks the
+/// checkpoint), as `psa train` does. Its scores on these same rows are in-sample.
+pub fn train_model(
+    spec: &ModelSpec,
+    mut features: Features,
+    classes: &Classes,
+    class_of_row: &[usize],
+    device: &Device,
+    modality: &str,
+    observer: &dyn TrainObserver,
+) -> Result<(TrainedModel, TrainedRun), LearnError> {
+    let standardizer = if spec.training.standardize {
+        Standardizer::fit(&features)
+    } else {
+        Standardizer::identity(features.shape())
+    };
+    features.standardize(&standardizer);
+    let all: Vec<usize> = (0..features.rows()).collect();
+    let (train_rows, validation_rows) = stratified_split(
+        &all,
+        class_of_row,
+        spec.training.validation_fraction,
+        spec.training.seed.wrapping_add(17),
+    );
+    let data = Labelled {
+        features: &features,
+        classes: class_of_row,
+        n_classes: classes.len(),
+    };
+    observer.fold_started(modality, 0, 1);
+    let tag = RunTag {
+        modality: modality.to_string(),
+        fold: 0,
+    };
+    let run = train_run(
+        spec,
+        &data,
+        &train_rows,
+        &validation_rows,
+        device,
+        &tag,
+        observer,
+    )?;
+    let card = ModelCard {
+        format: CARD_FORMAT,
+        spec: spec.clone(),
+        input: features.shape(),
+        classes: classes.clone(),
+        standardizer,
+        best_epoch: run.best_epoch,
+        best_validation_cross_entropy: run.best_validation_cross_entropy,
+        epochs_run: run.epochs_run,
+        trained_rows: train_rows.len(),
+    };
+    let model = TrainedModel {
+        card,
+        network: run.model.clone(),
+    };
+    Ok((model, run))
+}
+
+impl TrainedModel {
+    /// Writes `model.bpk` and `model.json` into `dir` (which must exist).
+    pub fn save(&self, dir: &Path) -> Result<(), LearnError> {
+        let weights = dir.join(WEIGHTS_FILE);
+        self.network
+            .clone()
+            .save_file(&weights)
+            .map_err(|e| LearnError::Model {
+                path: weights.clone(),
+                message: format!("cannot write the weights: {e:?}"),
+            })?;
+        let card = dir.join(CARD_FILE);
+        let text = serde_json::to_string_pretty(&self.card).expect("a model card serialises");
+        std::fs::write(&card, text + "\n").map_err(|cause| LearnError::Io { path: card, cause })
+    }
+
+    /// Reads a directory written by [`TrainedModel::save`] onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<TrainedModel, LearnError> {
+        let card_path = dir.join(CARD_FILE);
+        let text = std::fs::read_to_string(&card_path).map_err(|cause| LearnError::Io {
+            path: card_path.clone(),
+            cause,
+        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| LearnError::Model {
+            path: card_path.clone(),
+            message: format!("not a psa model card: {e}"),
+        })?;
+        if card.format != CARD_FORMAT {
+            return Err(LearnError::Model {
+                path: card_path,
+                message: format!(
+                    "model format {} is not supported (expected {CARD_FORMAT})",
+                    card.format
+                ),
+            });
+        }
+        let weights = dir.join(WEIGHTS_FILE);
+        let network = Classifier::new(&card.spec.encoder, card.input, card.classes.len(), device)?
+            .try_load_file(&weights)
+            .map_err(|e| LearnError::Model {
+                path: weights,
+                message: format!("cannot read the weights: {e:?}"),
+            })?
+            .valid();
+        Ok(TrainedModel { card, network })
+    }
+
+    /// Logits for every row, `n × T`, with the training standardisation applied.
+    pub fn score(
+        &self,
+        mut features: Features,
+        device: &Device,
+    ) -> Result<Array2<f64>, LearnError> {
+        if features.shape() != self.card.input {
+            return Err(LearnError::Input(format!(
+                "the model takes rows of shape {:?}, but the input has {:?}",
+                self.card.input,
+                features.shape()
+            )));
+        }
+        features.standardize(&self.card.standardizer);
+        let rows: Vec<usize> = (0..features.rows()).collect();
+        score_rows(
+            &self.network,
+            &features,
+            &rows,
+            self.card.classes.len(),
+            device,
+        )
+    }
+}

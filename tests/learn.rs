@@ -1,0 +1,452 @@
+//! End-to-end tests of the classifier pipeline through the binary: `psa generate` data in,
+//! `psa match --x1 … --x2 …` (cross-fitted classifiers, then matching), `psa train` / `psa
+//! score`, and the errors for corrupt or mismatched inputs. All on `--backend cpu` with tiny
+//! models, so they take seconds.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use ndarray::{Array2, Array4};
+use ndarray_npy::{read_npy, write_npy};
+use serde_json::Value;
+use tempfile::TempDir;
+
+struct Work {
+    dir: TempDir,
+}
+
+impl Work {
+    fn new() -> Self {
+        Work {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+
+    fn psa<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Output {
+        Command::cargo_bin("psa")
+            .expect("the psa binary is built")
+            .current_dir(self.dir.path())
+            .env("XDG_RUNTIME_DIR", self.dir.path())
+            .args(args)
+            .output()
+            .expect("psa runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.psa(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "psa {args:?} failed:\n{stderr}");
+        stderr
+    }
+
+    /// Runs psa expecting failure; returns the error line.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.psa(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "psa {args:?} should have failed:\n{stderr}"
+        );
+        stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
+            .to_string()
+    }
+
+    /// `psa generate tabular` into `data/`.
+    fn tabular(&self, n_per_group: usize) {
+        self.ok(&[
+            "generate",
+            "tabular",
+            "--n-per-group",
+            &n_per_group.to_string(),
+            "--out",
+            &self.arg("data"),
+        ]);
+    }
+}
+
+/// Tiny, fast classifier flags.
+const FAST: [&str; 10] = [
+    "--epochs",
+    "3",
+    "--lr",
+    "1e-2",
+    "--batch-size",
+    "64",
+    "--folds",
+    "2",
+    "--backend",
+    "cpu",
+];
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is a PNG",
+        path.display()
+    );
+    let be = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn match_on_features_cross_fits_both_classifiers_then_matches() {
+    let w = Work::new();
+    w.tabular(15);
+    let n = 12 * 15;
+    let mut args = vec![
+        "match".to_string(),
+        "--x1".into(),
+        w.arg("data/x1.npy"),
+        "--labels1".into(),
+        w.arg("data/labels1.npy"),
+        "--x2".into(),
+        w.arg("data/x2.npy"),
+        "--labels2".into(),
+        w.arg("data/labels2.npy"),
+        "--ids1".into(),
+        w.arg("data/ids1.npy"),
+        "--ids2".into(),
+        w.arg("data/ids2.npy"),
+        "--latents1".into(),
+        w.arg("data/latents1.npy"),
+        "--latents2".into(),
+        w.arg("data/latents2.npy"),
+        "--out".into(),
+        w.arg("out"),
+        "--tol".into(),
+        "1e-4".into(),
+    ];
+    args.extend(FAST.iter().map(|s| s.to_string()));
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    for e in [1, 2] {
+        let scores: Array2<f64> = read_npy(w.path(&format!("out/scores{e}.npy"))).unwrap();
+        assert_eq!(
+            scores.dim(),
+            (n, 12),
+            "scores{e}.npy: every row scored, T columns"
+        );
+        assert!(scores.iter().all(|v| v.is_finite()));
+    }
+    let csv = fs::read_to_string(w.path("out/training.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains("validation_cross_entropy"), "{header}");
+    let rows: Vec<&str> = lines.collect();
+    // 2 modalities × 2 folds × (1 to 3 epochs).
+    assert!((4..=12).contains(&rows.len()), "{} rows", rows.len());
+    assert_eq!(png_size(&w.path("out/training.png")), (900, 500));
+
+    let summary: Value =
+        serde_json::from_str(&fs::read_to_string(w.path("out/summary.json")).unwrap()).unwrap();
+    let classifiers = &summary["options"]["classifiers"];
+    assert_eq!(classifiers["classes"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        classifiers["modalities"][0]["folds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(summary["groups"].as_array().unwrap().len(), 12);
+    let trace = summary["mean"]["trace"].as_f64().unwrap();
+    let random = summary["mean"]["random_trace"].as_f64().unwrap();
+    assert!(
+        trace > random,
+        "OT on learned scores beats random: {trace} vs {random}"
+    );
+    let topk: Array2<i64> = read_npy(w.path("out/topk_index.npy")).unwrap();
+    assert_eq!(topk.nrows(), n);
+}
+
+#[test]
+fn single_held_out_split_matches_only_the_scored_rows() {
+    let w = Work::new();
+    w.tabular(10);
+    let mut args: Vec<String> = [
+        "match",
+        "--x1",
+        "data/x1.npy",
+        "--labels1",
+        "data/labels1.npy",
+        "--x2",
+        "data/x2.npy",
+        "--labels2",
+        "data/labels2.npy",
+        "--out",
+        "out",
+        "--tol",
+        "1e-3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(FAST.iter().map(|s| s.to_string()));
+    let folds = args.iter().position(|a| a == "--folds").unwrap();
+    args[folds + 1] = "1".into();
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let scores: Array2<f64> = read_npy(w.path("out/scores1.npy")).unwrap();
+    let scored = scores
+        .rows()
+        .into_iter()
+        .filter(|r| r[0].is_finite())
+        .count();
+    assert_eq!(scored, 24, "20% of 120 rows held out and scored");
+    let topk: Array2<i64> = read_npy(w.path("out/topk_index.npy")).unwrap();
+    let matched = topk.rows().into_iter().filter(|r| r[0] >= 0).count();
+    assert_eq!(matched, 24, "only held-out rows are matched");
+    for (i, row) in topk.rows().into_iter().enumerate() {
+        if row[0] >= 0 {
+            assert!(
+                scores[[i, 0]].is_finite(),
+                "row {i} matched without a score"
+            );
+        }
+    }
+}
+
+#[test]
+fn train_writes_a_model_that_score_reads() {
+    let w = Work::new();
+    w.tabular(8);
+    w.ok(&[
+        "train",
+        "--x",
+        "data/x1.npy",
+        "--labels",
+        "data/labels1.npy",
+        "--out",
+        "model",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "32",
+        "--backend",
+        "cpu",
+    ]);
+    for file in ["model.bpk", "model.json", "training.csv", "training.png"] {
+        assert!(w.path("model").join(file).is_file(), "model/{file}");
+    }
+    let card: Value =
+        serde_json::from_str(&fs::read_to_string(w.path("model/model.json")).unwrap()).unwrap();
+    assert_eq!(card["classes"]["labels"].as_array().unwrap().len(), 12);
+    assert_eq!(card["spec"]["encoder"]["kind"], "mlp");
+    w.ok(&[
+        "score",
+        "--model",
+        "model",
+        "--x",
+        "data/x1.npy",
+        "--out",
+        "s.npy",
+        "--backend",
+        "cpu",
+    ]);
+    let s: Array2<f64> = read_npy(w.path("s.npy")).unwrap();
+    assert_eq!(s.dim(), (96, 12));
+    // Scoring other data of the wrong width is refused.
+    let err = w.fails(&[
+        "score",
+        "--model",
+        "model",
+        "--x",
+        "data/x2.npy",
+        "--out",
+        "t.npy",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("x2.npy") && err.contains("shape"), "{err}");
+    assert!(!w.path("t.npy").exists());
+}
+
+#[test]
+fn image_stacks_train_a_cnn() {
+    let w = Work::new();
+    w.ok(&["generate", "images", "--n-per-group", "4", "--out", "data"]);
+    w.ok(&[
+        "match",
+        "--x1",
+        "data/x1.npy",
+        "--labels1",
+        "data/labels1.npy",
+        "--x2",
+        "data/x2.npy",
+        "--labels2",
+        "data/labels2.npy",
+        "--out",
+        "out",
+        "--conv-channels",
+        "4,8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--folds",
+        "2",
+        "--backend",
+        "cpu",
+        "--tol",
+        "1e-3",
+    ]);
+    let scores: Array2<f64> = read_npy(w.path("out/scores2.npy")).unwrap();
+    assert_eq!(scores.dim(), (48, 12));
+    let summary: Value =
+        serde_json::from_str(&fs::read_to_string(w.path("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["options"]["classifiers"]["modalities"][0]["spec"]["encoder"]["kind"],
+        "cnn"
+    );
+}
+
+#[test]
+fn corrupt_or_mismatched_inputs_are_clear_errors_and_leave_nothing() {
+    let w = Work::new();
+    w.tabular(6);
+    let labels: Array2<i64> = read_npy(w.path("data/labels1.npy")).unwrap();
+    let n = labels.nrows();
+
+    // NaN pixel: names the file, the row and the pixel.
+    let mut images = Array4::<f32>::zeros((n, 3, 8, 8));
+    images[[5, 1, 2, 3]] = f32::NAN;
+    write_npy(w.path("nan.npy"), &images).unwrap();
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "nan.npy",
+        "--labels",
+        "data/labels1.npy",
+        "--out",
+        "m1",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(
+        err.contains("nan.npy") && err.contains("row 5") && err.contains("channel 1"),
+        "{err}"
+    );
+
+    // Channels-last stack given as channels-first.
+    write_npy(w.path("nhwc.npy"), &Array4::<f32>::zeros((n, 8, 8, 3))).unwrap();
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "nhwc.npy",
+        "--labels",
+        "data/labels1.npy",
+        "--out",
+        "m2",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("--channels-last"), "{err}");
+
+    // A CNN asked for on flat features.
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "data/x1.npy",
+        "--labels",
+        "data/labels1.npy",
+        "--out",
+        "m3",
+        "--preset",
+        "images",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("CNN needs images"), "{err}");
+
+    // Labels file shorter than the data.
+    let short: Vec<String> = labels.iter().take(n - 1).map(|v| v.to_string()).collect();
+    fs::write(w.path("short.txt"), short.join("\n") + "\n").unwrap();
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "data/x1.npy",
+        "--labels",
+        "short.txt",
+        "--out",
+        "m4",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(
+        err.contains("short.txt") && err.contains(&format!("{}", n - 1)),
+        "{err}"
+    );
+
+    // A label in one modality only.
+    let mut other: Vec<String> = labels.iter().map(|v| v.to_string()).collect();
+    other[0] = "99".into();
+    fs::write(w.path("other.txt"), other.join("\n") + "\n").unwrap();
+    let err = w.fails(&[
+        "match",
+        "--x1",
+        "data/x1.npy",
+        "--labels1",
+        "data/labels1.npy",
+        "--x2",
+        "data/x1.npy",
+        "--labels2",
+        "other.txt",
+        "--out",
+        "m5",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(
+        err.contains("99") && err.contains("--allow-missing-labels"),
+        "{err}"
+    );
+
+    // Training that fails midway (diverges) leaves no model directory behind.
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "data/x1.npy",
+        "--labels",
+        "data/labels1.npy",
+        "--out",
+        "m6",
+        "--lr",
+        "1e30",
+        "--schedule",
+        "constant",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "3",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("diverged"), "{err}");
+
+    for dir in ["m1", "m2", "m3", "m4", "m5", "m6"] {
+        assert!(!w.path(dir).exists(), "{dir} left behind");
+    }
+    let leftovers: Vec<_> = fs::read_dir(w.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("psa-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+}
