@@ -39,7 +39,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Match two modalities given their classifiers' scores, within label groups.
+    /// Match two modalities within label groups: from classifier scores, or training the
+    /// propensity classifiers first (--x1/--x2).
     Match(Box<match_cmd::MatchArgs>),
     /// Train one modality's propensity classifier and save it (burn weights + model.json).
     Train(Box<train_cmd::TrainArgs>),
