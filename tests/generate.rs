@@ -3,56 +3,15 @@
 //! (psa-io, and `psa match` itself), and the ground truth they carry is checked to hang together.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use assert_cmd::Command;
 use ndarray::{Array2, Array4};
 use ndarray_npy::read_npy;
 use serde_json::Value;
-use tempfile::TempDir;
 
-/// A scratch directory in which `psa` runs.
-struct Work {
-    dir: TempDir,
-}
-
-impl Work {
-    fn new() -> Self {
-        Work {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn psa<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        Command::cargo_bin("psa")
-            .expect("the psa binary is built")
-            .current_dir(self.dir.path())
-            .env("XDG_RUNTIME_DIR", self.dir.path())
-            .env_remove("RUST_LOG")
-            .args(args)
-            .output()
-            .expect("psa starts")
-    }
-
-    /// Runs `psa ARGS`, which must succeed, and returns its standard output.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.psa(args);
-        assert!(
-            output.status.success(),
-            "psa {args:?} failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
+mod common;
+use common::Work;
 
 /// One modality's files as read back.
 struct Modality {

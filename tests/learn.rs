@@ -3,68 +3,22 @@
 //! score`, and the errors for corrupt or mismatched inputs. All on `--backend cpu` with tiny
 //! models, so they take seconds.
 
-use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use assert_cmd::Command;
 use ndarray::{Array2, Array4};
 use ndarray_npy::{read_npy, write_npy};
 use serde_json::Value;
-use tempfile::TempDir;
 
-struct Work {
-    dir: TempDir,
+mod common;
+use common::Work;
+
+/// Generated data sets.
+trait Generated {
+    fn tabular(&self, n_per_group: usize);
 }
 
-impl Work {
-    fn new() -> Self {
-        Work {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn arg(&self, name: &str) -> String {
-        self.path(name).to_string_lossy().into_owned()
-    }
-
-    fn psa<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        Command::cargo_bin("psa")
-            .expect("the psa binary is built")
-            .current_dir(self.dir.path())
-            .env("XDG_RUNTIME_DIR", self.dir.path())
-            .args(args)
-            .output()
-            .expect("psa runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.psa(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "psa {args:?} failed:\n{stderr}");
-        stderr
-    }
-
-    /// Runs psa expecting failure; returns the error line.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.psa(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !out.status.success(),
-            "psa {args:?} should have failed:\n{stderr}"
-        );
-        stderr
-            .lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
-            .to_string()
-    }
-
+impl Generated for Work {
     /// `psa generate tabular` into `data/`.
     fn tabular(&self, n_per_group: usize) {
         self.ok(&[

@@ -284,13 +284,10 @@ fn out_of_sample_quality(f: &CrossFitted, class_of_row: &[usize]) -> (f64, f64) 
     let mut ce = 0.0;
     let mut correct = 0;
     for &row in &f.scored_rows {
-        let z = f.logits.row(row);
-        let max = z.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-        let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-        let target = class_of_row[row];
-        ce += lse - z[target];
-        let argmax = (0..z.len()).fold(0, |b, c| if z[c] > z[b] { c } else { b });
-        correct += usize::from(argmax == target);
+        let z = f.logits.row(row).to_vec();
+        let (loss, hit) = psa_learn::cross_entropy_and_hit(&z, class_of_row[row]);
+        ce += loss;
+        correct += usize::from(hit);
     }
     let n = f.scored_rows.len().max(1) as f64;
     (ce / n, correct as f64 / n)

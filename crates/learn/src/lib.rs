@@ -51,7 +51,9 @@ pub use psa_io::EpochRecord;
 pub use spec::{
     Activation, EncoderSpec, LEAKY_RELU_SLOPE, ModelSpec, Preset, Schedule, TrainingSpec,
 };
-pub use train::{Labelled, RunTag, TrainedRun, evaluate, predict_logits, train_run};
+pub use train::{
+    Labelled, RunTag, TrainedRun, cross_entropy_and_hit, evaluate, predict_logits, train_run,
+};
 
 pub use burn::tensor::Device;
 

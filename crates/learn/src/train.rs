@@ -97,8 +97,9 @@ pub fn train_run(
     let mut since_best = 0;
     for epoch in 0..t.epochs {
         order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        let mut correct = 0usize;
+        // Summed on the device and read once per epoch: no read-back inside the batch loop.
+        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut correct: Option<Tensor<1, Int>> = None;
         let mut seen = 0usize;
         let mut lr = schedule.at(step);
         for batch in order.chunks(t.batch_size) {
@@ -110,14 +111,16 @@ pub fn train_run(
             let (x, y) = batch_tensors(data, batch, &train_device);
             let logits = model.forward(x);
             let loss = loss_fn.forward(logits.clone(), y.clone());
-            loss_sum += loss.clone().into_scalar::<f32>() as f64 * batch.len() as f64;
-            correct += logits
-                .argmax(1)
-                .flatten::<1>(0, 1)
-                .equal(y)
-                .int()
-                .sum()
-                .into_scalar::<i64>() as usize;
+            let batch_loss = loss.clone().detach().mul_scalar(batch.len() as f64);
+            let hits = logits.argmax(1).flatten::<1>(0, 1).equal(y).int().sum();
+            loss_sum = Some(match loss_sum {
+                Some(sum) => sum + batch_loss,
+                None => batch_loss,
+            });
+            correct = Some(match correct {
+                Some(sum) => sum + hits,
+                None => hits,
+            });
             seen += batch.len();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
@@ -125,6 +128,8 @@ pub fn train_run(
         }
         let snapshot = model.valid();
         let (val_ce, val_acc) = evaluate(&snapshot, data, validation_rows, device)?;
+        let loss_sum = loss_sum.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()));
+        let correct = correct.map_or(0, |t| t.into_scalar::<i64>()) as usize;
         let train_ce = loss_sum / seen.max(1) as f64;
         if !train_ce.is_finite() {
             return Err(LearnError::Diverged {
@@ -266,16 +271,25 @@ pub fn evaluate(
     let mut ce = 0.0;
     let mut correct = 0;
     for (k, &row) in rows.iter().enumerate() {
-        let z = &logits[k * t..(k + 1) * t];
-        let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-        let lse = max + z.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-        let target = data.classes[row];
-        ce += lse - z[target] as f64;
-        let argmax = (0..t).fold(0, |best, c| if z[c] > z[best] { c } else { best });
-        correct += usize::from(argmax == target);
+        let z: Vec<f64> = logits[k * t..(k + 1) * t]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let (loss, hit) = cross_entropy_and_hit(&z, data.classes[row]);
+        ce += loss;
+        correct += usize::from(hit);
     }
     let n = rows.len().max(1) as f64;
     Ok((ce / n, correct as f64 / n))
+}
+
+/// Cross-entropy (nats) of one row of logits against its class, and whether the row's most
+/// probable class is that class.
+pub fn cross_entropy_and_hit(logits: &[f64], target: usize) -> (f64, bool) {
+    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+    let lse = max + logits.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+    let argmax = (0..logits.len()).fold(0, |b, c| if logits[c] > logits[b] { c } else { b });
+    (lse - logits[target], argmax == target)
 }
 
 #[cfg(test)]
