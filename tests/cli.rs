@@ -386,6 +386,17 @@ fn latent_mse_of(p: &Array2<f64>, z1: &Array2<f64>, z2: &Array2<f64>) -> f64 {
     (p.dot(z2) - z1).mapv(|d| d * d).sum() / z1.nrows() as f64
 }
 
+/// `(1/n) Σ_i Σ_j P(j|i) ‖z1_i − z2_j‖²`, summed pair by pair.
+fn latent_pair_mse_of(p: &Array2<f64>, z1: &Array2<f64>, z2: &Array2<f64>) -> f64 {
+    let mut total = 0.0;
+    for (i, zi) in z1.rows().into_iter().enumerate() {
+        for (j, zj) in z2.rows().into_iter().enumerate() {
+            total += p[[i, j]] * (&zi - &zj).mapv(|d| d * d).sum();
+        }
+    }
+    total / z1.nrows() as f64
+}
+
 /// Checks one row of topk_index / topk_weight against that row of the dense coupling: the
 /// `kept` largest entries, largest first, as modality-2 input rows (`rows2` maps the group's
 /// columns to them), then −1 and 0.
@@ -599,10 +610,18 @@ fn summary_schema_and_one_sided_labels() {
         "trace",
         "foscttm",
         "latent_mse",
+        "latent_pair_mse",
         "random_trace",
     ]
     .into();
-    let metric_keys: BTreeSet<&str> = ["trace", "foscttm", "latent_mse", "random_trace"].into();
+    let metric_keys: BTreeSet<&str> = [
+        "trace",
+        "foscttm",
+        "latent_mse",
+        "latent_pair_mse",
+        "random_trace",
+    ]
+    .into();
     assert_eq!(keys(&summary["mean"]), metric_keys);
     assert_eq!(summary["psa_version"], env!("CARGO_PKG_VERSION"));
     let options = &summary["options"];
@@ -837,7 +856,7 @@ fn metrics_agree_with_the_dense_coupling() {
         &z2_path,
     ]);
     let run = work.run_match("out", &args);
-    let mut sums = [0.0; 3];
+    let mut sums = [0.0; 4];
     for label in ["A", "B"] {
         let p = run.coupling(label);
         let partner = toy.partner(label);
@@ -848,6 +867,13 @@ fn metrics_agree_with_the_dense_coupling() {
         let z1g = z1.select(Axis(0), &rows_of(&toy.m1.labels, label));
         let z2g = z2.select(Axis(0), &rows_of(&toy.m2.labels, label));
         let mse = latent_mse_of(&p, &z1g, &z2g);
+        let pair_mse = latent_pair_mse_of(&p, &z1g, &z2g);
+        assert_close(
+            &format!("{label} pair MSE"),
+            run.metric(label, "latent_pair_mse"),
+            pair_mse,
+            1e-12,
+        );
         assert_close(
             &format!("{label} trace"),
             run.metric(label, "trace"),
@@ -866,12 +892,15 @@ fn metrics_agree_with_the_dense_coupling() {
             mse,
             1e-12,
         );
-        for (sum, v) in sums.iter_mut().zip([trace, foscttm, mse]) {
+        for (sum, v) in sums.iter_mut().zip([trace, foscttm, mse, pair_mse]) {
             *sum += v / 2.0;
         }
     }
     let mean = &run.summary["mean"];
-    for (key, want) in ["trace", "foscttm", "latent_mse"].iter().zip(sums) {
+    for (key, want) in ["trace", "foscttm", "latent_mse", "latent_pair_mse"]
+        .iter()
+        .zip(sums)
+    {
         assert_close(
             &format!("mean {key}"),
             mean[*key].as_f64().unwrap(),
@@ -1443,7 +1472,7 @@ fn hitting_max_iter_warns_and_reports_not_converged() {
 // 11. psa demo.
 
 /// The rows of the demo's table: method → (trace, × random, FOSCTTM, latent MSE).
-fn demo_table(stdout: &str) -> Vec<(String, [f64; 4])> {
+fn demo_table(stdout: &str) -> Vec<(String, [f64; 5])> {
     stdout
         .lines()
         .filter_map(|line| {
@@ -1452,11 +1481,11 @@ fn demo_table(stdout: &str) -> Vec<(String, [f64; 4])> {
             if !["ot", "snn", "random"].contains(&method) {
                 return None;
             }
-            assert_eq!(fields.len(), 6, "table row {line:?}");
+            assert_eq!(fields.len(), 7, "table row {line:?}");
             let number = |k: usize| fields[k].parse::<f64>().expect("a number in the table");
             Some((
                 method.to_string(),
-                [number(1), number(2), number(3), number(4)],
+                [number(1), number(2), number(3), number(4), number(5)],
             ))
         })
         .collect()
@@ -1512,6 +1541,9 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
         "random FOSCTTM is 0.5: {random_row:?}"
     );
     assert_close("random × random", random[1], 1.0, 0.005);
+    // Both modalities hold the same units, so a random partner is off by twice the variance
+    // around the group mean that the random projection is off by.
+    assert_close("random pair MSE", random[4], 2.0 * random[3], 2e-4);
 
     // The written data, matched by `psa match` with the demo's settings, give the same numbers.
     for (k, (method, row)) in table.iter().enumerate() {
@@ -1560,6 +1592,12 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
             &format!("{method} latent MSE"),
             mean["latent_mse"].as_f64().unwrap(),
             row[3],
+            5.1e-5,
+        );
+        assert_close(
+            &format!("{method} pair MSE"),
+            mean["latent_pair_mse"].as_f64().unwrap(),
+            row[4],
             5.1e-5,
         );
     }

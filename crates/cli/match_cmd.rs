@@ -560,11 +560,12 @@ fn report(summary: &Summary, dir: &Path) {
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     tracing::info!(
-        "wrote {} ({} groups; mean trace {}, FOSCTTM {}, latent MSE {})",
+        "wrote {} ({} groups; mean trace {}, FOSCTTM {}, latent MSE {}, pair MSE {})",
         dir.display(),
         summary.groups.len(),
         fmt(summary.mean.trace),
         fmt(summary.mean.foscttm),
-        fmt(summary.mean.latent_mse)
+        fmt(summary.mean.latent_mse),
+        fmt(summary.mean.latent_pair_mse)
     );
 }

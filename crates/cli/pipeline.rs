@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ndarray::{Array2, ArrayView2, Axis};
 use psa_core::coupling::sample_pairs;
-use psa_core::metrics::{foscttm_of_projection, partners_from_ids, random_trace};
+use psa_core::metrics::{
+    foscttm_of_projection, latent_pair_mse_from_projection, partners_from_ids, random_trace,
+    with_squared_norms,
+};
 use psa_core::random::random_coupling;
 use psa_core::snn::{SnnCoupling, snn};
 use psa_core::{Coupling, Problem, Progress, Solution, SolveOptions, SolveReport, TopK};
@@ -160,6 +163,7 @@ struct GroupMetrics {
     trace: Option<f64>,
     foscttm: Option<f64>,
     latent_mse: Option<f64>,
+    latent_pair_mse: Option<f64>,
     random_trace: Option<f64>,
 }
 
@@ -209,16 +213,21 @@ fn evaluate(
         }
     }
     if let Some((z1, z2)) = &extras.latents {
+        // Project [z2, ‖z2‖²] once: the first columns give the projection's MSE, the last the
+        // pseudo-pairs' (`latent_pair_mse_from_projection`).
         let z2s: Vec<Array2<f64>> = problem
             .groups
             .iter()
-            .map(|g| z2.select(Axis(0), &g.rows2))
+            .map(|g| with_squared_norms(z2.select(Axis(0), &g.rows2).view()))
             .collect();
         let views: Vec<ArrayView2<'_, f64>> = z2s.iter().map(|a| a.view()).collect();
         let projected = engine.project(problem, ot, couplings, &views)?;
         for ((m, g), p) in metrics.iter_mut().zip(&problem.groups).zip(projected) {
             let z1g = z1.select(Axis(0), &g.rows1);
-            m.latent_mse = Some((&p - &z1g).mapv(|d| d * d).sum() / g.n1() as f64);
+            let d = z1g.ncols();
+            let barycentre = p.slice(ndarray::s![.., ..d]);
+            m.latent_mse = Some((&barycentre - &z1g).mapv(|d| d * d).sum() / g.n1() as f64);
+            m.latent_pair_mse = Some(latent_pair_mse_from_projection(z1g.view(), p.view()));
         }
     }
     Ok(metrics)
@@ -285,6 +294,7 @@ fn summaries(
                 trace: m.trace,
                 foscttm: m.foscttm,
                 latent_mse: m.latent_mse,
+                latent_pair_mse: m.latent_pair_mse,
                 random_trace: m.random_trace,
             }
         })

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize, Serializer};
 /// {"psa_version": "0.1.0", "options": {"epsilon": 0.05},
 ///  "groups": [{"label": "B", "n1": 120, "n2": 131, "method": "ot", "epsilon": 0.05,
 ///              "iterations": 87, "converged": true, "marginal_error": 8.1e-10, "seconds": 0.012,
-///              "trace": 0.021, "foscttm": 0.31, "latent_mse": null, "random_trace": 0.0083}],
-///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "random_trace": 0.0083},
+///              "trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
+///              "random_trace": 0.0083}],
+///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
+///           "random_trace": 0.0083},
 ///  "unmatched": [{"label": "Plasma", "modality": 2, "rows": 4}]}
 /// ```
 ///
@@ -74,6 +76,11 @@ pub struct GroupSummary {
     /// latents (only synthetic data has them).
     #[serde(serialize_with = "finite_or_null")]
     pub latent_mse: Option<f64>,
+    /// Latent MSE of pseudo-pairs `(1/n) Σ_i Σ_j P(j|i) ‖z_i − z_j‖²`, the expected error of a
+    /// partner drawn from `P(·|i)`; for the random coupling twice the within-group variance (the
+    /// paper's Table 1 "random" figure, summed over coordinates); `null` without latents.
+    #[serde(serialize_with = "finite_or_null")]
+    pub latent_pair_mse: Option<f64>,
     /// The trace of the random coupling for comparison, `1/n`; `null` when `trace` is.
     #[serde(serialize_with = "finite_or_null")]
     pub random_trace: Option<f64>,
@@ -90,6 +97,8 @@ pub struct MeanMetrics {
     #[serde(serialize_with = "finite_or_null")]
     pub latent_mse: Option<f64>,
     #[serde(serialize_with = "finite_or_null")]
+    pub latent_pair_mse: Option<f64>,
+    #[serde(serialize_with = "finite_or_null")]
     pub random_trace: Option<f64>,
 }
 
@@ -100,6 +109,7 @@ impl MeanMetrics {
             trace: mean(groups.iter().filter_map(|g| g.trace)),
             foscttm: mean(groups.iter().filter_map(|g| g.foscttm)),
             latent_mse: mean(groups.iter().filter_map(|g| g.latent_mse)),
+            latent_pair_mse: mean(groups.iter().filter_map(|g| g.latent_pair_mse)),
             random_trace: mean(groups.iter().filter_map(|g| g.random_trace)),
         }
     }
@@ -158,6 +168,7 @@ mod tests {
             trace,
             foscttm: None,
             latent_mse,
+            latent_pair_mse: latent_mse.map(|v| 2.0 * v),
             random_trace: trace.map(|_| 0.1),
         }
     }
@@ -214,6 +225,7 @@ mod tests {
             "trace",
             "foscttm",
             "latent_mse",
+            "latent_pair_mse",
             "random_trace",
         ];
         expected.sort_unstable();
@@ -222,7 +234,13 @@ mod tests {
         assert_eq!(group["n1"], json!(10));
         assert_eq!(
             keys(&value["mean"]),
-            ["foscttm", "latent_mse", "random_trace", "trace"]
+            [
+                "foscttm",
+                "latent_mse",
+                "latent_pair_mse",
+                "random_trace",
+                "trace"
+            ]
         );
         assert_eq!(keys(&value["unmatched"][0]), ["label", "modality", "rows"]);
         assert_eq!(value["unmatched"][0]["modality"], json!(2));
