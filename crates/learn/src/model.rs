@@ -143,10 +143,10 @@ impl CnnEncoder {
 /// matrix product over gathered patches (im2col) with the layer's own weight and bias.
 ///
 /// Why: burn-ndarray convolves directly, a scalar loop per output pixel that does not vectorise
-/// for stride 2, and its backward pass is a transposed convolution of the same kind; the demo
-/// CNN trained at ~120 images/s on two cores. Nine strided slices and a GEMM (`matrixmultiply`
-/// on the CPU, the tuned matmul on wgpu) do the same arithmetic several times faster, on every
-/// backend, and autodiff differentiates them like any other tensor ops. The parameters stay a
+/// for stride 2, and its backward pass is a transposed convolution of the same kind. Nine
+/// strided slices and one GEMM (`matrixmultiply` on the CPU) do the same arithmetic: the
+/// paper's CNN went from 25 to 342 samples/s on two cores (benches/RESULTS.md). The same ops
+/// run on every backend, and autodiff differentiates them like any other tensor ops. The parameters stay a
 /// [`Conv2d`], so saved models do not change. A test checks it against `Conv2d::forward`.
 fn conv3x3_stride2(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [batch, channels, height, width] = x.dims();
