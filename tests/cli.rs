@@ -6,36 +6,29 @@
 //! feature.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use ndarray::{Array1, Array2, Axis, ShapeBuilder};
 use ndarray_npy::{read_npy, write_npy};
 use serde_json::Value;
-use tempfile::TempDir;
+
+mod common;
+use common::Work;
 
 // ------------------------------------------------------------------------------------------------
 // Harness: a scratch directory, input writers, and one helper per way of running psa.
 
-/// A scratch directory for one test: inputs are written here and psa runs with its outputs here.
-struct Work {
-    dir: TempDir,
+/// Input writers and `psa match` on top of the shared scratch directory ([`Work`]), whose
+/// inputs are written there and where psa runs with its outputs.
+trait Writes {
+    fn text(&self, name: &str, contents: &str) -> String;
+    fn lines(&self, name: &str, values: &[String]) -> String;
+    fn npy(&self, name: &str, matrix: &Array2<f64>) -> String;
+    fn run_match(&self, out: &str, args: &[String]) -> Run;
 }
 
-impl Work {
-    fn new() -> Self {
-        Work {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
+impl Writes for Work {
     /// Writes a text file and returns its path as a command-line argument.
     fn text(&self, name: &str, contents: &str) -> String {
         let path = self.path(name);
@@ -52,18 +45,6 @@ impl Work {
         let path = self.path(name);
         write_npy(&path, matrix).expect("write an .npy input");
         arg(&path)
-    }
-
-    /// Runs `psa ARGS` in the scratch directory and returns what it did.
-    fn psa<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        Command::cargo_bin("psa")
-            .expect("the psa binary is built")
-            .current_dir(self.dir.path())
-            .env("XDG_RUNTIME_DIR", self.dir.path())
-            .env_remove("RUST_LOG")
-            .args(args)
-            .output()
-            .expect("psa starts")
     }
 
     /// `psa match ARGS --out OUT --backend cpu`, which must succeed; returns its outputs.

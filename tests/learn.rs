@@ -46,6 +46,21 @@ const FAST: [&str; 10] = [
     "cpu",
 ];
 
+/// `psa match` on the classifier pipeline, over the `psa generate` output in `data/`, into `out/`.
+const MATCH_GENERATED: [&str; 11] = [
+    "match",
+    "--x1",
+    "data/x1.npy",
+    "--labels1",
+    "data/labels1.npy",
+    "--x2",
+    "data/x2.npy",
+    "--labels2",
+    "data/labels2.npy",
+    "--out",
+    "out",
+];
+
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = fs::read(path).unwrap();
     assert_eq!(
@@ -133,24 +148,11 @@ fn match_on_features_cross_fits_both_classifiers_then_matches() {
 fn single_held_out_split_matches_only_the_scored_rows() {
     let w = Work::new();
     w.tabular(10);
-    let mut args: Vec<String> = [
-        "match",
-        "--x1",
-        "data/x1.npy",
-        "--labels1",
-        "data/labels1.npy",
-        "--x2",
-        "data/x2.npy",
-        "--labels2",
-        "data/labels2.npy",
-        "--out",
-        "out",
-        "--tol",
-        "1e-3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = MATCH_GENERATED
+        .iter()
+        .chain(&["--tol", "1e-3"])
+        .map(|s| s.to_string())
+        .collect();
     args.extend(FAST.iter().map(|s| s.to_string()));
     let folds = args.iter().position(|a| a == "--folds").unwrap();
     args[folds + 1] = "1".into();
@@ -236,18 +238,8 @@ fn train_writes_a_model_that_score_reads() {
 fn image_stacks_train_a_cnn() {
     let w = Work::new();
     w.ok(&["generate", "images", "--n-per-group", "4", "--out", "data"]);
-    w.ok(&[
-        "match",
-        "--x1",
-        "data/x1.npy",
-        "--labels1",
-        "data/labels1.npy",
-        "--x2",
-        "data/x2.npy",
-        "--labels2",
-        "data/labels2.npy",
-        "--out",
-        "out",
+    let mut args = MATCH_GENERATED.to_vec();
+    args.extend([
         "--conv-channels",
         "4,8",
         "--epochs",
@@ -261,6 +253,7 @@ fn image_stacks_train_a_cnn() {
         "--tol",
         "1e-3",
     ]);
+    w.ok(&args);
     let scores: Array2<f64> = read_npy(w.path("out/scores2.npy")).unwrap();
     assert_eq!(scores.dim(), (48, 12));
     let summary: Value =

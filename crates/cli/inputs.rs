@@ -9,10 +9,15 @@ use ndarray::{ArrayD, Axis, Ix2, Ix3, Ix4};
 use psa_io::{H5adMatrix, LabelSource};
 use psa_learn::Features;
 
-/// Which matrix of an `.h5ad` holds the features.
-#[derive(Clone, Debug, Default)]
+/// Which matrix of an `.h5ad` holds the features (also the `--layer` / `--obsm` flags of
+/// `psa train` and `psa score`; `psa match` builds one per modality).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct H5adChoice {
+    /// .h5ad: read this layer instead of X.
+    #[arg(long, value_name = "NAME")]
     pub layer: Option<String>,
+    /// .h5ad: read this obsm embedding (e.g. X_pca) instead of X.
+    #[arg(long, value_name = "NAME")]
     pub obsm: Option<String>,
 }
 

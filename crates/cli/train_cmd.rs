@@ -26,12 +26,8 @@ pub struct TrainArgs {
     /// output order, standardisation), training.csv, training.png.
     #[arg(long, value_name = "MODEL_DIR")]
     pub out: PathBuf,
-    /// .h5ad: read this layer instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub layer: Option<String>,
-    /// .h5ad: read this obsm embedding (e.g. X_pca) instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub obsm: Option<String>,
+    #[command(flatten)]
+    pub h5ad: H5adChoice,
     /// Image stacks are n × H × W × C.
     #[arg(long)]
     pub channels_last: bool,
@@ -47,11 +43,7 @@ pub struct TrainArgs {
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
     let out = OutputDir::create(&args.out)?;
-    let h5ad = H5adChoice {
-        layer: args.layer.clone(),
-        obsm: args.obsm.clone(),
-    };
-    let features = read_features(&args.x, &h5ad, args.channels_last)?;
+    let features = read_features(&args.x, &args.h5ad, args.channels_last)?;
     let labels = read_labels(&args.labels, &args.x)?;
     psa_io::check_rows(
         std::path::Path::new(&args.labels),
@@ -109,12 +101,8 @@ pub struct ScoreArgs {
     /// Output: logits, float64 n × T, columns in the order of model.json's classes.
     #[arg(long, value_name = "S.npy")]
     pub out: PathBuf,
-    /// .h5ad: read this layer instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub layer: Option<String>,
-    /// .h5ad: read this obsm embedding instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub obsm: Option<String>,
+    #[command(flatten)]
+    pub h5ad: H5adChoice,
     /// Image stacks are n × H × W × C.
     #[arg(long)]
     pub channels_last: bool,
@@ -123,11 +111,7 @@ pub struct ScoreArgs {
 }
 
 pub fn run_score(args: ScoreArgs) -> Result<()> {
-    let h5ad = H5adChoice {
-        layer: args.layer.clone(),
-        obsm: args.obsm.clone(),
-    };
-    let features = read_features(&args.x, &h5ad, args.channels_last)?;
+    let features = read_features(&args.x, &args.h5ad, args.channels_last)?;
     let hardware = Hardware::select(args.backend)?;
     let device = hardware.learn_device()?;
     let model = TrainedModel::load(&args.model, &device)?;
