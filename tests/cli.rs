@@ -469,13 +469,7 @@ fn assert_row_stochastic(what: &str, p: &Array2<f64>) {
 // 1. POT's couplings, through the CLI.
 
 fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "POT fixtures missing: expected {}/README.md",
-        dir.display()
-    );
-    dir
+    psa_testdata::pot_fixtures_dir()
 }
 
 #[test]
@@ -586,6 +580,7 @@ fn summary_schema_and_one_sided_labels() {
         "epsilon",
         "iterations",
         "converged",
+        "stopped",
         "marginal_error",
         "seconds",
         "trace",

@@ -289,6 +289,7 @@ fn summaries(
                 epsilon: ot.map(|s| s.epsilon),
                 iterations: ot.map(|s| s.report.iterations),
                 converged: ot.map(|s| s.report.converged),
+                stopped: ot.map(|s| s.report.stopped.as_str().to_string()),
                 marginal_error: ot.map(|s| s.report.marginal_error),
                 seconds: solved.seconds[index],
                 trace: m.trace,

@@ -1,7 +1,7 @@
 //! # psa-core — the CPU reference of propensity score alignment
 //!
 //! Everything psa computes, in f64, with no I/O, no GPU and no burn, so that it builds in
-//! seconds and every other backend can be checked against it (`../shared/METHOD.md`):
+//! seconds and every other backend can be checked against it (`docs/METHOD.md`):
 //!
 //! * [`transform`]: classifier outputs (logits or probabilities) to centred log-ratio scores
 //!   (METHOD.md step 2);
@@ -50,7 +50,7 @@ pub use coupling::{Coupling, CouplingKind, TopK};
 pub use error::CoreError;
 pub use matcher::{
     EpsilonMode, GroupSolution, Matcher, MatcherError, NoProgress, Progress, Solution,
-    SolveOptions, SolveReport,
+    SolveOptions, SolveReport, StopReason,
 };
 pub use problem::{Group, Problem, Unmatched};
 pub use sinkhorn::CpuMatcher;

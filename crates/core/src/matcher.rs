@@ -85,14 +85,42 @@ impl SolveOptions {
     }
 }
 
+/// Why a group's Sinkhorn loop stopped. Only [`StopReason::Tolerance`] means converged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The marginal error of the returned coupling fell below `--tol`.
+    #[default]
+    Tolerance,
+    /// `--max-iter` iterations ran without reaching `--tol`.
+    MaxIter,
+    /// The error stopped falling above `--tol`: the arithmetic's resolution (f32 on the GPU)
+    /// cannot go lower. Not converged; a tighter solve needs the f64 CPU reference.
+    PrecisionFloor,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Tolerance => "tolerance",
+            StopReason::MaxIter => "max_iter",
+            StopReason::PrecisionFloor => "precision_floor",
+        }
+    }
+}
+
 /// How a group's solve ended, as POT's `log=True` reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SolveReport {
     /// Sinkhorn iterations (one f- and one g-update each), all ε stages counted.
     pub iterations: usize,
-    /// Final marginal error `‖M 1 − a‖₁` (unbalanced: max potential change / λ).
+    /// Marginal error of the returned coupling (balanced: the larger of the row and column L1
+    /// errors `‖M 1 − a‖₁`, `‖Mᵀ 1 − b‖₁`, measured on the final potentials; unbalanced: the
+    /// largest potential change of the last iteration over λ, the fixed-point residual).
     pub marginal_error: f64,
+    /// `stopped == StopReason::Tolerance`.
     pub converged: bool,
+    pub stopped: StopReason,
     pub seconds: f64,
 }
 

@@ -1,62 +1,24 @@
-//! The CPU reference against POT: `../shared/fixtures/` holds couplings computed by POT's
+//! The CPU reference against POT: `tests/fixtures/pot/` (via `psa-testdata`) holds couplings computed by POT's
 //! `sinkhorn_log` and `sinkhorn_unbalanced` to 1e-12; we must agree to 1e-6 on `P(j|i)`.
 
-use std::path::{Path, PathBuf};
-
-use ndarray::{Array1, Array2};
-use ndarray_npy::read_npy;
-use psa_core::{
-    CpuMatcher, Matcher, Metric, NoProgress, Problem, ScoresKind, Solution, SolveOptions,
-};
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("PSA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    assert!(
-        dir.is_dir(),
-        "POT fixtures not found at {} (set PSA_FIXTURES)",
-        dir.display()
-    );
-    dir
-}
+use ndarray::Array2;
+use psa_core::{CpuMatcher, Matcher, NoProgress, Problem, Solution, SolveOptions};
+use psa_testdata::{PotCase, max_abs_diff};
 
 struct Case {
-    dir: PathBuf,
+    pot: PotCase,
     problem: Problem,
     reg: f64,
     tau: Option<f64>,
 }
 
 fn load(name: &str) -> Case {
-    let dir = fixtures().join(name);
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
-    let metric = match meta["metric"].as_str().unwrap() {
-        "euclidean" => Metric::Euclidean,
-        "sqeuclidean" => Metric::SqEuclidean,
-        other => panic!("unknown metric {other}"),
-    };
-    let labels = |f: &str| -> Vec<String> {
-        let l: Array1<i64> = read_npy(dir.join(f)).unwrap();
-        l.iter().map(|v| v.to_string()).collect()
-    };
-    let s1: Array2<f64> = read_npy(dir.join("logits1.npy")).unwrap();
-    let s2: Array2<f64> = read_npy(dir.join("logits2.npy")).unwrap();
-    let problem = Problem::from_scores(
-        s1.view(),
-        &labels("labels1.npy"),
-        s2.view(),
-        &labels("labels2.npy"),
-        ScoresKind::Logits,
-        metric,
-    )
-    .unwrap();
+    let pot = PotCase::load(name);
     Case {
-        reg: meta["reg"].as_f64().unwrap(),
-        tau: meta["tau"].as_f64(),
-        dir,
-        problem,
+        problem: pot.problem(),
+        reg: pot.reg,
+        tau: pot.tau,
+        pot,
     }
 }
 
@@ -74,21 +36,13 @@ fn solve(case: &Case, eps_scaling: bool, tol: f64) -> Solution {
         .unwrap()
 }
 
-fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-    assert_eq!(a.dim(), b.dim());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
-
 fn assert_matches_pot(name: &str, eps_scaling: bool) {
     let case = load(name);
     let solution = solve(&case, eps_scaling, 1e-11);
     for (index, group) in case.problem.groups.iter().enumerate() {
         let report = &solution.groups[index].report;
         assert!(report.converged, "{name} group {}: {report:?}", group.label);
-        let pot: Array2<f64> = read_npy(case.dir.join(format!("P_{}.npy", group.label))).unwrap();
+        let pot = case.pot.conditional(&group.label);
         let ours = solution.coupling(&case.problem, index).dense();
         let diff = max_abs_diff(&ours, &pot);
         assert!(
@@ -124,8 +78,7 @@ fn unbalanced_matches_pot_plan_and_conditionals() {
         let case = load("unbalanced_euclid_reg05_tau1_T6");
         let solution = solve(&case, eps_scaling, 1e-12);
         for (index, group) in case.problem.groups.iter().enumerate() {
-            let pot: Array2<f64> =
-                read_npy(case.dir.join(format!("M_{}.npy", group.label))).unwrap();
+            let pot = case.pot.plan(&group.label);
             let s = &solution.groups[index];
             let (n1, n2) = (group.n1() as f64, group.n2() as f64);
             let plan = Array2::from_shape_fn((group.n1(), group.n2()), |(i, j)| {

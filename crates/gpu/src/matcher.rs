@@ -47,6 +47,7 @@ use psa_core::matcher::{MatcherError, Progress};
 use psa_core::sinkhorn::{STAGE_TOL, cost_diameter, epsilon_schedule, mean_cost, resolve_epsilon};
 use psa_core::{
     Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport,
+    StopReason,
 };
 
 use crate::kernels::coupling::CouplingKernels;
@@ -263,10 +264,18 @@ fn group_setup(group: &Group, metric: Metric, options: &SolveOptions) -> GroupSe
 }
 
 fn report_of(state: &GroupState, start: Instant) -> SolveReport {
+    let stopped = if state.floored != 0 {
+        StopReason::PrecisionFloor
+    } else if state.converged != 0 {
+        StopReason::Tolerance
+    } else {
+        StopReason::MaxIter
+    };
     SolveReport {
         iterations: state.iterations as usize,
         marginal_error: f64::from(state.error),
-        converged: state.converged != 0,
+        converged: stopped == StopReason::Tolerance,
+        stopped,
         seconds: start.elapsed().as_secs_f64(),
     }
 }

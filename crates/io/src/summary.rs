@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize, Serializer};
 /// ```json
 /// {"psa_version": "0.1.0", "options": {"epsilon": 0.05},
 ///  "groups": [{"label": "B", "n1": 120, "n2": 131, "method": "ot", "epsilon": 0.05,
-///              "iterations": 87, "converged": true, "marginal_error": 8.1e-10, "seconds": 0.012,
+///              "iterations": 87, "converged": true, "stopped": "tolerance",
+///              "marginal_error": 8.1e-10, "seconds": 0.012,
 ///              "trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
 ///              "random_trace": 0.0083}],
 ///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
@@ -54,11 +55,16 @@ pub struct GroupSummary {
     pub epsilon: Option<f64>,
     /// Sinkhorn iterations run (over all ε-scaling stages); `null` for non-iterative methods.
     pub iterations: Option<usize>,
-    /// Whether the marginal error fell below the tolerance before the iteration limit; `null` for
-    /// non-iterative methods.
+    /// Whether the marginal error of the returned coupling fell below the tolerance (`stopped` is
+    /// `"tolerance"`); `null` for non-iterative methods.
     pub converged: Option<bool>,
-    /// The last marginal error `‖M 1 − a‖₁` (POT's stopping test); `null` for non-iterative
-    /// methods.
+    /// Why the solve stopped: `"tolerance"` (converged), `"max_iter"` (iteration limit) or
+    /// `"precision_floor"` (the error stopped falling above the tolerance, at the resolution of
+    /// the arithmetic); `null` for non-iterative methods.
+    pub stopped: Option<String>,
+    /// The marginal error of the returned coupling: the larger of the row and column L1 errors
+    /// `‖M 1 − a‖₁`, `‖Mᵀ 1 − b‖₁` (unbalanced: the fixed-point residual); `null` for
+    /// non-iterative methods.
     #[serde(serialize_with = "finite_or_null")]
     pub marginal_error: Option<f64>,
     /// Wall-clock seconds spent solving this group.
@@ -163,6 +169,7 @@ mod tests {
             epsilon: Some(0.05),
             iterations: Some(40),
             converged: Some(true),
+            stopped: Some("tolerance".to_owned()),
             marginal_error: Some(1e-9),
             seconds: 0.5,
             trace,
@@ -220,6 +227,7 @@ mod tests {
             "epsilon",
             "iterations",
             "converged",
+            "stopped",
             "marginal_error",
             "seconds",
             "trace",

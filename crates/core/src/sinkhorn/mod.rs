@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::matcher::{MatcherError, Progress};
 use crate::{
     EpsilonMode, Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions,
-    SolveReport,
+    SolveReport, StopReason,
 };
 
 /// λ shrinks by this factor between ε-scaling stages.
@@ -154,6 +154,7 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
     let stages = epsilon_schedule(cost_diameter(group, metric), lambda, options.eps_scaling);
     let mut report = SolveReport {
         marginal_error: f64::INFINITY,
+        stopped: StopReason::MaxIter,
         ..SolveReport::default()
     };
     'stages: for (stage, &eps) in stages.iter().enumerate() {
@@ -171,7 +172,10 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
             report.iterations += 1;
             report.marginal_error = error;
             if error < stage_tol {
-                report.converged = last;
+                if last {
+                    report.converged = true;
+                    report.stopped = StopReason::Tolerance;
+                }
                 break;
             }
         }
