@@ -122,6 +122,9 @@ pub struct SolveReport {
     pub converged: bool,
     pub stopped: StopReason,
     pub seconds: f64,
+    /// Over-relaxation factor ω of the potential updates at the final λ (`None`: plain
+    /// Sinkhorn, ω = 1).
+    pub omega: Option<f64>,
 }
 
 /// Potentials and report of one group.

@@ -277,6 +277,7 @@ fn report_of(state: &GroupState, start: Instant) -> SolveReport {
         converged: stopped == StopReason::Tolerance,
         stopped,
         seconds: start.elapsed().as_secs_f64(),
+        omega: None,
     }
 }
 
