@@ -40,8 +40,10 @@ pub mod matcher;
 pub mod metrics;
 pub mod problem;
 pub mod random;
+pub mod scatter;
 pub mod sinkhorn;
 pub mod snn;
+pub mod solved;
 pub mod synthetic;
 pub mod transform;
 
@@ -54,4 +56,5 @@ pub use matcher::{
 };
 pub use problem::{Group, Problem, Unmatched};
 pub use sinkhorn::CpuMatcher;
+pub use solved::{CpuSolved, Method, Solved, match_problem};
 pub use transform::{PROBABILITY_CLAMP, ScoresKind, clr};

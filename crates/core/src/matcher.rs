@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coupling::{Coupling, CouplingKind};
+use crate::solved::{CpuSolved, Solved};
 use crate::{CoreError, Problem};
 
 /// How `--epsilon` is read.
@@ -172,12 +173,36 @@ impl Progress for NoProgress {}
 pub trait Matcher {
     /// Short name for logs and summaries ("cpu", "gpu").
     fn name(&self) -> &str;
+
+    /// The potentials of every group.
     fn solve(
         &self,
         problem: &Problem,
         options: &SolveOptions,
         progress: &dyn Progress,
     ) -> Result<Solution, MatcherError>;
+
+    /// The outputs of `solution` (from any backend, e.g. reloaded from a run directory) on this
+    /// backend. The default computes them on the CPU from the lazy coupling.
+    fn outputs<'m>(
+        &'m self,
+        problem: Problem,
+        solution: Solution,
+    ) -> Result<Box<dyn Solved + 'm>, MatcherError> {
+        Ok(Box::new(CpuSolved::ot(problem, solution)?))
+    }
+
+    /// Solves and returns the outputs; a backend that keeps device state overrides this so the
+    /// problem is uploaded once for the solve and every output.
+    fn solve_into<'m>(
+        &'m self,
+        problem: Problem,
+        options: &SolveOptions,
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Solved + 'm>, MatcherError> {
+        let solution = self.solve(&problem, options, progress)?;
+        self.outputs(problem, solution)
+    }
 }
 
 /// Why a matcher could not produce a solution.

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::Coupling;
 use crate::cost::squared_distance;
+use crate::matcher::MatcherError;
+use crate::{Coupling, Problem, Solved};
 
 /// `partner[i] = j` when the ids of a group's rows pair them one to one; `None` otherwise
 /// (different sizes, a repeated id, or an id missing from the other modality).
@@ -177,6 +178,150 @@ pub fn with_squared_norms(z: ArrayView2<'_, f64>) -> Array2<f64> {
 /// The trace of the random coupling, `1/n2`.
 pub fn random_trace(n2: usize) -> f64 {
     1.0 / n2 as f64
+}
+
+/// What is known about the truth, beyond the scores: used only to evaluate, never to match.
+/// Matrices are in input row order of their modality.
+#[derive(Clone, Debug, Default)]
+pub struct GroundTruth {
+    /// Unit ids (`ids1`, `ids2`): rows with equal ids are the same unit.
+    pub ids: Option<(Vec<String>, Vec<String>)>,
+    /// Modality-1 features for FOSCTTM (default: the transformed scores).
+    pub features1: Option<Array2<f64>>,
+    /// Latents of both modalities, for the latent MSEs.
+    pub latents: Option<(Array2<f64>, Array2<f64>)>,
+}
+
+/// One group's metrics; `None` where not computable.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupMetrics {
+    pub trace: Option<f64>,
+    pub foscttm: Option<f64>,
+    pub latent_mse: Option<f64>,
+    pub latent_pair_mse: Option<f64>,
+    pub random_trace: Option<f64>,
+}
+
+/// Every metric the ground truth allows, per group, through the solved matching's own outputs
+/// (so a GPU result is evaluated on the GPU).
+pub fn evaluate(
+    solved: &dyn Solved,
+    truth: &GroundTruth,
+) -> Result<Vec<GroupMetrics>, MatcherError> {
+    let problem = solved.problem();
+    let mut metrics = vec![GroupMetrics::default(); problem.groups.len()];
+    if let Some((ids1, ids2)) = &truth.ids {
+        evaluate_pairs(solved, ids1, ids2, truth.features1.as_ref(), &mut metrics)?;
+    }
+    if let Some((z1, z2)) = &truth.latents {
+        evaluate_latents(solved, z1, z2, &mut metrics)?;
+    }
+    Ok(metrics)
+}
+
+fn evaluate_pairs(
+    solved: &dyn Solved,
+    ids1: &[String],
+    ids2: &[String],
+    features1: Option<&Array2<f64>>,
+    metrics: &mut [GroupMetrics],
+) -> Result<(), MatcherError> {
+    let problem = solved.problem();
+    let partners = group_partners(problem, ids1, ids2);
+    let diagonals = solved.diagonal(&partners)?;
+    // FOSCTTM projects the modality-1 features of each column's unit:
+    // x̂_i = Σ_j P(j|i) x_unit(j).
+    let features: Vec<Array2<f64>> = problem
+        .groups
+        .iter()
+        .map(|g| match features1 {
+            Some(f) => f.select(Axis(0), &g.rows1),
+            None => g.x1.clone(),
+        })
+        .collect();
+    let by_column: Vec<Array2<f64>> = features
+        .iter()
+        .zip(&partners)
+        .zip(&problem.groups)
+        .map(|((f, p), g)| match p {
+            Some(p) => f.select(Axis(0), &unit_of_column(p)),
+            None => Array2::zeros((g.n2(), f.ncols())),
+        })
+        .collect();
+    let projected = solved.project(&crate::scatter::views(&by_column))?;
+    for (index, m) in metrics.iter_mut().enumerate() {
+        if let (Some(diagonal), Some(_)) = (&diagonals[index], &partners[index]) {
+            m.trace = Some(diagonal.iter().sum::<f64>() / diagonal.len() as f64);
+            m.random_trace = Some(random_trace(problem.groups[index].n2()));
+            if diagonal.len() >= 2 {
+                m.foscttm = Some(foscttm_of_projection(
+                    projected[index].view(),
+                    features[index].view(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn evaluate_latents(
+    solved: &dyn Solved,
+    z1: &Array2<f64>,
+    z2: &Array2<f64>,
+    metrics: &mut [GroupMetrics],
+) -> Result<(), MatcherError> {
+    let problem = solved.problem();
+    // Project [z2, ‖z2‖²] once: the first columns give the projection's MSE, the last the
+    // pseudo-pairs' (`latent_pair_mse_from_projection`).
+    let z2s: Vec<Array2<f64>> = problem
+        .groups
+        .iter()
+        .map(|g| with_squared_norms(z2.select(Axis(0), &g.rows2).view()))
+        .collect();
+    let projected = solved.project(&crate::scatter::views(&z2s))?;
+    for ((m, g), p) in metrics.iter_mut().zip(&problem.groups).zip(projected) {
+        let z1g = z1.select(Axis(0), &g.rows1);
+        let d = z1g.ncols();
+        let barycentre = p.slice(ndarray::s![.., ..d]);
+        m.latent_mse = Some((&barycentre - &z1g).mapv(|d| d * d).sum() / g.n1() as f64);
+        m.latent_pair_mse = Some(latent_pair_mse_from_projection(z1g.view(), p.view()));
+    }
+    Ok(())
+}
+
+/// `partner[i]` per group when ids pair the group's rows one to one; warns otherwise.
+pub fn group_partners(
+    problem: &Problem,
+    ids1: &[String],
+    ids2: &[String],
+) -> Vec<Option<Vec<usize>>> {
+    problem
+        .groups
+        .iter()
+        .map(|g| {
+            let a: Vec<&str> = g.rows1.iter().map(|&r| ids1[r].as_str()).collect();
+            let b: Vec<&str> = g.rows2.iter().map(|&r| ids2[r].as_str()).collect();
+            let partners = partners_from_ids(&a, &b);
+            if partners.is_none() {
+                tracing::warn!(
+                    label = %g.label,
+                    "ids do not pair this group's rows one to one (n1 = {}, n2 = {}): trace and FOSCTTM left null",
+                    g.n1(),
+                    g.n2()
+                );
+            }
+            partners
+        })
+        .collect()
+}
+
+/// `unit[j] = i` for `partner[i] = j`.
+fn unit_of_column(partner: &[usize]) -> Vec<usize> {
+    let mut unit = vec![0; partner.len()];
+    for (i, &j) in partner.iter().enumerate() {
+        unit[j] = i;
+    }
+    unit
 }
 
 #[cfg(test)]

@@ -22,12 +22,18 @@ use crate::{CoreError, Group, Metric};
 /// Normalised sparse rows of an SNN coupling (CSR).
 #[derive(Clone, Debug)]
 pub struct SnnCoupling {
+    k: usize,
     row_start: Vec<usize>,
     columns: Vec<usize>,
     weights: Vec<f64>,
 }
 
 impl SnnCoupling {
+    /// Neighbours per modality.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// `(column, P(j|i))` for the non-zeros of row `i`, by increasing column.
     pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         let range = self.row_start[i]..self.row_start[i + 1];
@@ -84,6 +90,7 @@ pub fn snn(group: &Group, k: usize) -> Result<SnnCoupling, CoreError> {
         .collect();
 
     let mut coupling = SnnCoupling {
+        k,
         row_start: vec![0],
         columns: Vec::new(),
         weights: Vec::new(),

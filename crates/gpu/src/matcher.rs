@@ -46,8 +46,7 @@ use std::time::Instant;
 use psa_core::matcher::{MatcherError, Progress};
 use psa_core::sinkhorn::{STAGE_TOL, cost_diameter, epsilon_schedule, mean_cost, resolve_epsilon};
 use psa_core::{
-    Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport,
-    StopReason,
+    Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport, StopReason,
 };
 
 use crate::kernels::coupling::CouplingKernels;

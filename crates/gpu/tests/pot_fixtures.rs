@@ -37,9 +37,7 @@ fn assert_matches_pot(name: &str) {
         .max()
         .unwrap_or(1)
         .min(64);
-    let top = matcher
-        .top_k(&case, &solution, k)
-        .expect("GPU top-k");
+    let top = matcher.top_k(&case, &solution, k).expect("GPU top-k");
     for (index, group) in case.groups.iter().enumerate() {
         let report = &solution.groups[index].report;
         assert!(report.converged, "{name} group {}: {report:?}", group.label);
