@@ -169,6 +169,14 @@ pub enum IoError {
 
     #[error("{}: could not draw the plot: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+
+    /// A run directory (`psa match --out`) that cannot be reloaded.
+    #[error("{}: {message}", path.display())]
+    Run { path: PathBuf, message: String },
+
+    /// A backend failed while computing outputs.
+    #[error(transparent)]
+    Matcher(#[from] psa_core::MatcherError),
 }
 
 /// The names a user can choose from, or "none" when there are none.

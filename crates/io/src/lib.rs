@@ -45,6 +45,8 @@ mod matrix;
 mod monitor;
 mod npy;
 mod output;
+mod results;
+pub mod run;
 pub mod summary;
 #[cfg(test)]
 mod testutil;
@@ -59,8 +61,15 @@ pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };
 pub use output::OutputDir;
-pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary};
-pub use write::{write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64};
+pub use results::{
+    CouplingFiles, MAX_LABEL_FILE_CHARS, OutputRequest, file_name_for_label, write_results,
+};
+pub use run::{InputFile, LoadedRun, Manifest, read_run, write_run};
+pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary, group_summaries};
+pub use write::{
+    write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64, write_npy_vec_f64,
+    write_npy_vec_i64,
+};
 
 use std::path::Path;
 

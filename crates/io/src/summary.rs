@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize, Serializer};
 /// {"psa_version": "0.1.0", "options": {"epsilon": 0.05},
 ///  "groups": [{"label": "B", "n1": 120, "n2": 131, "method": "ot", "epsilon": 0.05,
 ///              "iterations": 87, "converged": true, "stopped": "tolerance",
-///              "marginal_error": 8.1e-10, "seconds": 0.012,
+///              "marginal_error": 8.1e-10, "omega": 1.62, "seconds": 0.012,
+///              "coupling": "coupling/B.npy",
 ///              "trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
 ///              "random_trace": 0.0083}],
 ///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
@@ -67,9 +68,16 @@ pub struct GroupSummary {
     /// non-iterative methods.
     #[serde(serialize_with = "finite_or_null")]
     pub marginal_error: Option<f64>,
+    /// Over-relaxation factor ω of the Sinkhorn updates at the final λ; `null` without
+    /// acceleration or for non-iterative methods.
+    #[serde(serialize_with = "finite_or_null")]
+    pub omega: Option<f64>,
     /// Wall-clock seconds spent solving this group.
     #[serde(serialize_with = "finite")]
     pub seconds: f64,
+    /// The file of this group's dense coupling, relative to the run directory
+    /// (`coupling/<name>.npy`); `null` when the group exceeds `--dense-max`.
+    pub coupling: Option<String>,
     /// Trace `(1/n) Σ_i P(i|i)` (METHOD.md, Metrics): higher is better; `null` without known
     /// pairs (ids absent or `n1 ≠ n2`).
     #[serde(serialize_with = "finite_or_null")]
@@ -136,6 +144,56 @@ pub struct UnmatchedSummary {
     pub rows: usize,
 }
 
+impl From<&psa_core::Unmatched> for UnmatchedSummary {
+    fn from(u: &psa_core::Unmatched) -> Self {
+        UnmatchedSummary {
+            label: u.label.clone(),
+            modality: u.modality,
+            rows: u.rows,
+        }
+    }
+}
+
+/// One [`GroupSummary`] per group of a solved matching, with its metrics and the file its dense
+/// coupling went to (see [`crate::write_results`]; empty: none written).
+pub fn group_summaries(
+    solved: &dyn psa_core::Solved,
+    metrics: &[psa_core::metrics::GroupMetrics],
+    coupling_files: &[Option<String>],
+) -> Vec<GroupSummary> {
+    let seconds = solved.seconds();
+    let method = solved.method().name();
+    solved
+        .problem()
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(index, group)| {
+            let ot = solved.solution().map(|s| &s.groups[index]);
+            let m = metrics.get(index).cloned().unwrap_or_default();
+            GroupSummary {
+                label: group.label.clone(),
+                n1: group.n1(),
+                n2: group.n2(),
+                method: method.to_string(),
+                epsilon: ot.map(|s| s.epsilon),
+                iterations: ot.map(|s| s.report.iterations),
+                converged: ot.map(|s| s.report.converged),
+                stopped: ot.map(|s| s.report.stopped.as_str().to_string()),
+                marginal_error: ot.map(|s| s.report.marginal_error),
+                omega: ot.and_then(|s| s.report.omega),
+                seconds: seconds.get(index).copied().unwrap_or(0.0),
+                coupling: coupling_files.get(index).cloned().flatten(),
+                trace: m.trace,
+                foscttm: m.foscttm,
+                latent_mse: m.latent_mse,
+                latent_pair_mse: m.latent_pair_mse,
+                random_trace: m.random_trace,
+            }
+        })
+        .collect()
+}
+
 fn finite<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     debug_assert!(
         value.is_finite(),
@@ -171,7 +229,9 @@ mod tests {
             converged: Some(true),
             stopped: Some("tolerance".to_owned()),
             marginal_error: Some(1e-9),
+            omega: None,
             seconds: 0.5,
+            coupling: None,
             trace,
             foscttm: None,
             latent_mse,
@@ -229,7 +289,9 @@ mod tests {
             "converged",
             "stopped",
             "marginal_error",
+            "omega",
             "seconds",
+            "coupling",
             "trace",
             "foscttm",
             "latent_mse",

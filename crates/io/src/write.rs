@@ -6,7 +6,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView, ArrayView1, ArrayView2, Dimension};
 use ndarray_npy::{WritableElement, WriteNpyExt};
 use serde::Serialize;
 use tempfile::NamedTempFile;
@@ -48,7 +48,20 @@ pub fn write_npy_i64(path: &Path, array: ArrayView2<i64>) -> Result<(), IoError>
     write_npy(path, array)
 }
 
-fn write_npy<T: WritableElement + Clone>(path: &Path, array: ArrayView2<T>) -> Result<(), IoError> {
+/// Writes a float64 vector as a 1-d `.npy`.
+pub fn write_npy_vec_f64(path: &Path, values: &[f64]) -> Result<(), IoError> {
+    write_npy(path, ArrayView1::from(values))
+}
+
+/// Writes an int64 vector as a 1-d `.npy`.
+pub fn write_npy_vec_i64(path: &Path, values: &[i64]) -> Result<(), IoError> {
+    write_npy(path, ArrayView1::from(values))
+}
+
+fn write_npy<T: WritableElement + Clone, D: Dimension>(
+    path: &Path,
+    array: ArrayView<T, D>,
+) -> Result<(), IoError> {
     write_atomic(path, |writer| {
         // A view with other strides is copied to row-major so the file is always C order.
         array

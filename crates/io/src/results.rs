@@ -1,0 +1,165 @@
+//! A solved matching's output files (README "Outputs"), written through the [`Solved`] seam so
+//! every backend and every command (`psa match`, `psa export`) writes the same files the same
+//! way: top-k partners, dense couplings of small groups, the barycentric projection of a
+//! modality-2 matrix, and pseudo-pairs — all in input row order, all NumPy-readable.
+
+use std::collections::HashSet;
+
+use ndarray::Array2;
+use psa_core::{Solved, scatter};
+
+use crate::{IoError, OutputDir, write_npy_f32, write_npy_f64, write_npy_i64};
+
+/// The outputs to write, as `psa match` and `psa export` flags give them.
+#[derive(Clone, Debug)]
+pub struct OutputRequest {
+    /// Partners per row in `topk_index.npy` / `topk_weight.npy` (`--topk`).
+    pub topk: usize,
+    /// Keep only the fewest partners holding this share of each row (`--mass`).
+    pub mass: Option<f64>,
+    /// Write `coupling/<label>.npy` for groups with `n1 · n2 ≤ dense_max` (`--dense-max`).
+    pub dense_max: u64,
+    /// A modality-2 matrix (input row order) to project: `projection.npy` (`--project2`).
+    pub project2: Option<Array2<f64>>,
+    /// Draws per row into `pseudo_pairs.npy`; 0 writes none (`--pseudo-pairs`).
+    pub pseudo_pairs: usize,
+    /// Seed of the pseudo-pair draws (`--seed`).
+    pub seed: u64,
+}
+
+impl Default for OutputRequest {
+    fn default() -> Self {
+        OutputRequest {
+            topk: 10,
+            mass: None,
+            dense_max: 4_000_000,
+            project2: None,
+            pseudo_pairs: 0,
+            seed: 0,
+        }
+    }
+}
+
+/// The file each group's dense coupling went to (`None`: above `--dense-max`), by group index.
+pub type CouplingFiles = Vec<Option<String>>;
+
+/// Writes every requested output of `solved` into `out`; returns where each group's dense
+/// coupling went (relative to the directory), for the summary.
+pub fn write_results(
+    solved: &dyn Solved,
+    request: &OutputRequest,
+    out: &OutputDir,
+) -> Result<CouplingFiles, IoError> {
+    let problem = solved.problem();
+    let top = scatter::top_k_rows(
+        problem,
+        &solved.top_k(request.topk, request.mass)?,
+        request.topk,
+    );
+    write_npy_i64(&out.path("topk_index.npy"), top.index.view())?;
+    write_npy_f32(&out.path("topk_weight.npy"), top.weight.view())?;
+    let files = write_dense(solved, request.dense_max, out)?;
+    if let Some(y) = &request.project2 {
+        let ys = scatter::split2(problem, y.view());
+        let projected = solved.project(&scatter::views(&ys))?;
+        let all = scatter::rows1(problem, &projected, y.ncols());
+        write_npy_f64(&out.path("projection.npy"), all.view())?;
+    }
+    if request.pseudo_pairs > 0 {
+        let draws = solved.sample_pairs(request.pseudo_pairs, request.seed)?;
+        let all = scatter::pairs1(problem, &draws, request.pseudo_pairs);
+        write_npy_i64(&out.path("pseudo_pairs.npy"), all.view())?;
+    }
+    Ok(files)
+}
+
+/// `coupling/<name>.npy` for each group with `n1 · n2 ≤ dense_max`.
+fn write_dense(
+    solved: &dyn Solved,
+    dense_max: u64,
+    out: &OutputDir,
+) -> Result<CouplingFiles, IoError> {
+    let problem = solved.problem();
+    let mut files = vec![None; problem.groups.len()];
+    let small: Vec<usize> = (0..problem.groups.len())
+        .filter(|&g| problem.groups[g].pairs() <= dense_max)
+        .collect();
+    if small.is_empty() {
+        return Ok(files);
+    }
+    let dir = out.subdir("coupling")?;
+    let mut used = HashSet::new();
+    for g in small {
+        let name = unique_name(file_name_for_label(&problem.groups[g].label), &mut used);
+        write_npy_f64(&dir.join(format!("{name}.npy")), solved.dense(g)?.view())?;
+        files[g] = Some(format!("coupling/{name}.npy"));
+    }
+    Ok(files)
+}
+
+/// `name`, or `name-2`, `name-3`, … when two labels map to the same file name.
+fn unique_name(name: String, used: &mut HashSet<String>) -> String {
+    let mut candidate = name.clone();
+    let mut suffix = 1;
+    while !used.insert(candidate.clone()) {
+        suffix += 1;
+        candidate = format!("{name}-{suffix}");
+    }
+    if suffix > 1 {
+        tracing::warn!("two labels map to coupling/{name}.npy; writing coupling/{candidate}.npy");
+    }
+    candidate
+}
+
+/// Longest label kept whole in a file name; longer ones are cut and given a hash suffix, so
+/// every name stays far below file systems' 255-byte limit (the summary keeps the label).
+pub const MAX_LABEL_FILE_CHARS: usize = 64;
+
+/// Labels become file names: characters outside `[A-Za-z0-9._-]` are replaced by `_`; a name
+/// that would start with `.` gets a `_` in front; labels longer than [`MAX_LABEL_FILE_CHARS`]
+/// are cut and end in `~` and 16 hex digits of a hash of the whole label.
+pub fn file_name_for_label(label: &str) -> String {
+    let mut name: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with('.') {
+        name.insert(0, '_');
+    }
+    if name.chars().count() > MAX_LABEL_FILE_CHARS {
+        let head: String = name.chars().take(MAX_LABEL_FILE_CHARS).collect();
+        name = format!("{head}~{:016x}", fnv1a(label.as_bytes()));
+    }
+    name
+}
+
+/// FNV-1a, 64 bits: a stable (across runs and platforms) hash for file-name suffixes.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_file_names_are_safe_short_and_distinct() {
+        assert_eq!(file_name_for_label("CD4 T/cells"), "CD4_T_cells");
+        assert_eq!(file_name_for_label(".hidden"), "_.hidden");
+        assert_eq!(file_name_for_label(""), "_");
+        let long_a = "a".repeat(300);
+        let long_b = format!("{}b", "a".repeat(299));
+        let (a, b) = (file_name_for_label(&long_a), file_name_for_label(&long_b));
+        assert!(a.len() < 100 && b.len() < 100, "{a}");
+        assert_ne!(a, b, "labels that share a long prefix get different names");
+        assert_eq!(a, file_name_for_label(&long_a), "stable");
+    }
+}
