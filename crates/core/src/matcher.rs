@@ -57,28 +57,28 @@ impl Default for SolveOptions {
 }
 
 impl SolveOptions {
-    /// Rejects values no solve could use; the message names the CLI option.
+    /// Rejects values no solve could use; the error names the field (the binary maps it to its flag).
     pub fn validate(&self) -> Result<(), CoreError> {
         if !(self.epsilon.is_finite() && self.epsilon >= 1e-10) {
             return Err(CoreError::option(
-                "--epsilon",
+                "epsilon",
                 format!("must be a finite number ≥ 1e-10, got {}", self.epsilon),
             ));
         }
         if !(self.tol.is_finite() && self.tol > 0.0) {
             return Err(CoreError::option(
-                "--tol",
+                "tol",
                 format!("must be > 0, got {}", self.tol),
             ));
         }
         if self.max_iter == 0 {
-            return Err(CoreError::option("--max-iter", "must be ≥ 1"));
+            return Err(CoreError::option("max_iter", "must be ≥ 1"));
         }
         if let Some(tau) = self.unbalanced
             && !(tau.is_finite() && tau > 0.0)
         {
             return Err(CoreError::option(
-                "--unbalanced",
+                "unbalanced",
                 format!("τ must be > 0, got {tau}"),
             ));
         }

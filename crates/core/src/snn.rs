@@ -16,8 +16,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::cost::squared_distance;
-use crate::coupling::{Coupling, CouplingKind};
-use crate::{CoreError, Group, Metric};
+use crate::{CoreError, Group};
 
 /// Normalised sparse rows of an SNN coupling (CSR).
 #[derive(Clone, Debug)]
@@ -42,16 +41,12 @@ impl SnnCoupling {
             .copied()
             .zip(self.weights[range].iter().copied())
     }
-
-    pub fn coupling<'a>(&'a self, group: &'a Group, metric: Metric) -> Coupling<'a> {
-        Coupling::new(group, metric, CouplingKind::Snn(self))
-    }
 }
 
 /// Builds the SNN coupling of a group with `k ≥ 1` neighbours.
 pub fn snn(group: &Group, k: usize) -> Result<SnnCoupling, CoreError> {
     if k == 0 {
-        return Err(CoreError::option("--snn-k", "k must be ≥ 1"));
+        return Err(CoreError::option("snn_k", "k must be ≥ 1"));
     }
     let (x1, x2) = (group.x1.view(), group.x2.view());
     // Neighbourhoods of modality-1 points.
@@ -161,7 +156,7 @@ fn invert(neighbourhoods: &[Vec<usize>], n_points: usize) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Problem, ScoresKind};
+    use crate::{Metric, Problem, ScoresKind};
     use ndarray::array;
 
     #[test]

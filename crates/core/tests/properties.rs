@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, Axis};
 use proptest::prelude::*;
-use psa_core::snn::snn;
+use psa_core::Solved;
 use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Problem, ScoresKind, SolveOptions};
 
 fn one_group(s1: &Array2<f64>, s2: &Array2<f64>, metric: Metric) -> Problem {
@@ -83,10 +83,9 @@ proptest! {
     #[test]
     fn snn_rows_sum_to_one_and_are_never_empty(s1 in matrix(1..40, 4), s2 in matrix(1..40, 4), k in 1usize..5) {
         let p = one_group(&s1, &s2, Metric::Euclidean);
-        let c = snn(&p.groups[0], k).unwrap();
-        let coupling = c.coupling(&p.groups[0], Metric::Euclidean);
-        for i in 0..s1.nrows() {
-            let row = coupling.row(i);
+        let solved = psa_core::CpuSolved::snn(p, k, &NoProgress).unwrap();
+        let dense = solved.dense(0).unwrap();
+        for row in dense.rows() {
             prop_assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
             prop_assert!(row.iter().any(|&w| w > 0.0));
         }
