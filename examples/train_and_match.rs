@@ -5,9 +5,11 @@
 //! cargo run --release --example train_and_match
 //! ```
 
-use psa_core::metrics::{partners_from_ids, trace};
+use psa_core::metrics::{GroundTruth, evaluate};
 use psa_core::synthetic::{TabularConfig, generate_tabular};
-use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Problem, ScoresKind, SolveOptions};
+use psa_core::{
+    CpuMatcher, Method, Metric, NoProgress, Problem, ScoresKind, SolveOptions, match_problem,
+};
 use psa_learn::{
     Classes, CrossFitConfig, Features, Labelled, NoObserver, Preset, Standardizer, cpu_device,
     cross_fit,
@@ -56,17 +58,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ScoresKind::Logits,
         Metric::Euclidean,
     )?;
-    let solution = CpuMatcher.solve(&problem, &SolveOptions::default(), &NoProgress)?;
-    for (index, group) in problem.groups.iter().enumerate() {
-        let ids1: Vec<&str> = group.rows1.iter().map(|&r| m1.ids[r].as_str()).collect();
-        let ids2: Vec<&str> = group.rows2.iter().map(|&r| m2.ids[r].as_str()).collect();
-        let partners = partners_from_ids(&ids1, &ids2).ok_or("ids do not pair up")?;
-        let coupling = solution.coupling(&problem, index);
+    let solved = match_problem(
+        &CpuMatcher,
+        problem,
+        Method::Ot,
+        &SolveOptions::default(),
+        &NoProgress,
+    )?;
+    let truth = GroundTruth {
+        ids: Some((m1.ids.clone(), m2.ids.clone())),
+        ..GroundTruth::default()
+    };
+    let metrics = evaluate(solved.as_ref(), &truth)?;
+    for (group, m) in solved.problem().groups.iter().zip(metrics) {
         println!(
-            "group {}: trace {:.4} (random {:.4})",
+            "group {}: trace {:.4} (random {:.4}), FOSCTTM {:.3}",
             group.label,
-            trace(&coupling, &partners),
-            1.0 / group.rows2.len() as f64
+            m.trace.unwrap_or(f64::NAN),
+            m.random_trace.unwrap_or(f64::NAN),
+            m.foscttm.unwrap_or(f64::NAN)
         );
     }
     Ok(())

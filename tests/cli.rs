@@ -582,7 +582,9 @@ fn summary_schema_and_one_sided_labels() {
         "converged",
         "stopped",
         "marginal_error",
+        "omega",
         "seconds",
+        "coupling",
         "trace",
         "foscttm",
         "latent_mse",
@@ -1582,75 +1584,84 @@ fn demo_prints_the_three_methods_and_its_data_reproduce_through_match() {
 // ------------------------------------------------------------------------------------------------
 // 12. Help.
 
+/// Every subcommand's `--help`, against its snapshot in `tests/snapshots/` (run the tests with
+/// `PSA_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change, and review the diff).
 #[test]
-fn help_lists_every_option() {
+fn help_matches_its_snapshots() {
     let work = Work::new();
-    let output = work.psa(["--help"]);
-    assert!(output.status.success());
-    let top = String::from_utf8_lossy(&output.stdout);
-    for word in [
-        "match",
-        "demo",
-        "--threads",
-        "--verbose",
-        "--quiet",
-        "--version",
-    ] {
-        assert!(top.contains(word), "psa --help lacks {word}:\n{top}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let update = std::env::var_os("PSA_UPDATE_SNAPSHOTS").is_some();
+    let commands: [&[&str]; 9] = [
+        &[],
+        &["match"],
+        &["export"],
+        &["train"],
+        &["score"],
+        &["demo"],
+        &["generate", "images"],
+        &["bench"],
+        &["bench-train"],
+    ];
+    let mut stale = Vec::new();
+    for command in commands {
+        let mut args: Vec<&str> = command.to_vec();
+        args.push("--help");
+        let output = work.psa(&args);
+        assert!(output.status.success(), "psa {args:?}");
+        let help = String::from_utf8(output.stdout).expect("UTF-8 help");
+        let name = if command.is_empty() {
+            "psa".to_string()
+        } else {
+            format!("psa-{}", command.join("-"))
+        };
+        let path = dir.join(format!("{name}.help.txt"));
+        if update {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(&path, &help).unwrap();
+        } else if fs::read_to_string(&path).ok().as_deref() != Some(help.as_str()) {
+            stale.push(format!("{} differs:\n{help}", path.display()));
+        }
     }
+    assert!(
+        stale.is_empty(),
+        "help changed; if intended, rerun with PSA_UPDATE_SNAPSHOTS=1:\n{}",
+        stale.join("\n")
+    );
+}
 
-    let output = work.psa(["match", "--help"]);
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for option in [
-        "--scores1",
-        "--labels1",
-        "--scores2",
-        "--labels2",
-        "--out",
-        "--method",
-        "--epsilon",
-        "--tol",
-        "--max-iter",
-        "--ids1",
-        "--ids2",
-        "--eval-features1",
-        "--latents1",
-        "--latents2",
-        "--topk",
-        "--dense-max",
-        "--project2",
-        "--seed",
-        "--mass",
-        "--pseudo-pairs",
-        "--scores-kind",
-        "--metric",
-        "--no-eps-scaling",
-        "--unbalanced",
-        "--backend",
-        "--threads",
-        "--epsilon-relative",
-        "--snn-k",
-    ] {
-        assert!(
-            help.contains(option),
-            "psa match --help lacks {option}:\n{help}"
-        );
+#[test]
+fn match_help_groups_flags_under_headings_and_short_help_hides_rare_ones() {
+    let work = Work::new();
+    let long = work.ok(&["match", "--help"]);
+    let headings = [
+        "Inputs:",
+        "AnnData:",
+        "Classifier:",
+        "Training:",
+        "Transport:",
+        "Evaluation:",
+        "Outputs:",
+        "Hardware:",
+    ];
+    let positions: Vec<usize> = headings
+        .iter()
+        .map(|h| {
+            long.lines()
+                .position(|l| l == *h)
+                .unwrap_or_else(|| panic!("no heading {h} in:\n{long}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "headings out of order: {positions:?}"
+    );
+    let short = work.ok(&["match", "-h"]);
+    for rare in ["--dense-max", "--layer1", "--gpu-cost", "--eval-features1"] {
+        assert!(long.contains(rare), "--help lacks {rare}");
+        assert!(!short.contains(rare), "-h shows the rare flag {rare}");
     }
-    for value in [
-        "ot",
-        "snn",
-        "random",
-        "logits",
-        "probs",
-        "euclidean",
-        "sqeuclidean",
-        "cpu",
-    ] {
-        assert!(
-            help.contains(value),
-            "psa match --help lacks the value {value}:\n{help}"
-        );
+    for common in ["--scores1", "--x1", "--epsilon", "--topk", "--backend"] {
+        assert!(short.contains(common), "-h lacks {common}");
     }
 }
 
@@ -1712,4 +1723,124 @@ fn an_out_path_that_is_a_file_fails_before_any_work() {
         "failed only after solving:\n{stderr}"
     );
     assert_eq!(fs::read_to_string(work.path("taken")).unwrap(), "keep me");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 13. psa export: outputs again from a run directory, identical, without solving.
+
+/// Every file under `dir` (relative path → bytes), except the summary.
+fn output_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                if name != "summary.json" {
+                    out.push((name, fs::read(&path).unwrap()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn export_writes_what_match_would_have_written_with_those_flags() {
+    let work = Work::new();
+    let toy = toy();
+    let inputs = Inputs::write(&work, &toy);
+    let y = Array2::from_shape_fn((toy.m2.ids.len(), 3), |(r, c)| wiggle(7 * r + c));
+    let y_path = work.npy("y.npy", &y);
+    let flags = [
+        "--topk",
+        "3",
+        "--mass",
+        "0.95",
+        "--project2",
+        &y_path,
+        "--pseudo-pairs",
+        "6",
+        "--seed",
+        "5",
+        "--dense-max",
+        "12",
+    ];
+    for method in ["ot", "snn", "random"] {
+        let plain = work.run_match(
+            &format!("plain-{method}"),
+            &inputs.args(&["--method", method]),
+        );
+        let mut with_flags = vec!["--method", method];
+        with_flags.extend(flags);
+        let direct = work.run_match(&format!("direct-{method}"), &inputs.args(&with_flags));
+        let exported = work.path(&format!("exported-{method}"));
+        let mut args = strings(&[
+            "export",
+            "--run",
+            &arg(&plain.dir),
+            "--out",
+            &arg(&exported),
+        ]);
+        args.extend(strings(&flags));
+        args.extend(strings(&["--backend", "cpu"]));
+        let output = work.psa(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "psa export failed:\n{stderr}");
+        assert!(stderr.contains("without solving"), "{stderr}");
+        let (a, b) = (output_files(&direct.dir), output_files(&exported));
+        let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+        for expected in [
+            "topk_index.npy",
+            "topk_weight.npy",
+            "projection.npy",
+            "pseudo_pairs.npy",
+            "coupling/B.npy",
+            "run/manifest.json",
+            "run/clr1.npy",
+            "run/group2.npy",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{method}: {expected} missing: {names:?}"
+            );
+        }
+        // The manifests differ only in the options the two runs were given.
+        let strip = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+            files
+                .into_iter()
+                .filter(|(n, _)| n != "run/manifest.json")
+                .collect()
+        };
+        assert_eq!(
+            strip(a),
+            strip(b),
+            "{method}: exported files differ from psa match's"
+        );
+        let summary = read_summary(&exported);
+        assert_eq!(summary["groups"].as_array().unwrap().len(), 2);
+        assert_eq!(summary["groups"][1]["coupling"], "coupling/B.npy");
+    }
+}
+
+#[test]
+fn export_of_a_directory_that_is_not_a_run_names_it() {
+    let work = Work::new();
+    fs::create_dir(work.path("empty")).unwrap();
+    let err = work.fails(&[
+        "export",
+        "--run",
+        &work.arg("empty"),
+        "--out",
+        &work.arg("x"),
+    ]);
+    assert!(
+        err.contains("empty") && err.contains("not a run directory"),
+        "{err}"
+    );
+    assert!(!work.path("x").exists());
 }

@@ -1,4 +1,4 @@
-//! Which hardware solves the OT problems: `--backend cpu|gpu|auto`.
+//! Which hardware trains and solves: `--backend cpu|gpu|auto`, chosen once per process.
 //!
 //! `auto` takes a wgpu adapter that is not a software rasteriser if there is one, else the CPU
 //! reference, and logs which and why. `gpu` takes any adapter, the software Vulkan driver
@@ -9,8 +9,7 @@
 use anyhow::Context;
 use anyhow::Result;
 use clap::ValueEnum;
-use ndarray::{Array2, ArrayView2};
-use psa_core::{Coupling, Matcher, Problem, Progress, Solution, SolveOptions, TopK};
+use psa_core::Matcher;
 #[cfg(feature = "gpu")]
 use psa_gpu::{AdapterChoice, CostMode, GpuContext, GpuMatcher, GpuOptions};
 use serde::Serialize;
@@ -38,13 +37,6 @@ pub enum GpuCost {
     Streaming,
     /// Keep each group's n1 × n2 cost matrix on the device.
     Materialised,
-}
-
-/// The chosen backend, ready to solve.
-pub enum Engine {
-    Cpu(psa_core::CpuMatcher),
-    #[cfg(feature = "gpu")]
-    Gpu(Box<GpuMatcher>),
 }
 
 /// The hardware chosen once per process by `--backend`: the GPU context, when there is one,
@@ -99,17 +91,26 @@ impl Hardware {
         })
     }
 
-    /// The OT matcher on this hardware.
+    /// The OT matcher on this hardware (outputs of its solutions run there too).
     #[cfg(not(feature = "gpu"))]
-    pub fn engine(&self, _cost: GpuCost) -> Result<Engine> {
-        Ok(Engine::Cpu(psa_core::CpuMatcher))
+    pub fn matcher(&self, _cost: GpuCost) -> Result<Box<dyn Matcher>> {
+        Ok(Box::new(psa_core::CpuMatcher))
     }
 
-    /// The OT matcher on this hardware.
+    /// The OT matcher on this hardware (outputs of its solutions run there too).
     #[cfg(feature = "gpu")]
-    pub fn engine(&self, cost: GpuCost) -> Result<Engine> {
+    pub fn matcher(&self, cost: GpuCost) -> Result<Box<dyn Matcher>> {
+        Ok(match self.gpu_matcher(cost)? {
+            Some(gpu) => Box::new(gpu),
+            None => Box::new(psa_core::CpuMatcher),
+        })
+    }
+
+    /// The GPU matcher itself, when a GPU was chosen (`psa bench` times it on the device).
+    #[cfg(feature = "gpu")]
+    pub fn gpu_matcher(&self, cost: GpuCost) -> Result<Option<GpuMatcher>> {
         let Some(context) = &self.gpu else {
-            return Ok(Engine::Cpu(psa_core::CpuMatcher));
+            return Ok(None);
         };
         let options = GpuOptions {
             cost_mode: match cost {
@@ -119,8 +120,7 @@ impl Hardware {
             },
             ..GpuOptions::default()
         };
-        let matcher = GpuMatcher::new(context.clone(), options)?;
-        Ok(Engine::Gpu(Box::new(matcher)))
+        Ok(Some(GpuMatcher::new(context.clone(), options)?))
     }
 
     /// burn's device for the classifiers: wgpu on the same device as the matcher, or NdArray.
@@ -157,128 +157,5 @@ impl Hardware {
             return format!("burn-wgpu on {}", c.info.name);
         }
         "burn-ndarray (CPU)".to_string()
-    }
-}
-
-impl Engine {
-    /// A matcher for `--backend` (the hardware is chosen here; see [`Hardware`]).
-    pub fn select(backend: Backend, cost: GpuCost) -> Result<Engine> {
-        Hardware::select(backend)?.engine(cost)
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Engine::Cpu(m) => m.name(),
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(m) => m.name(),
-        }
-    }
-
-    pub fn solve(
-        &self,
-        problem: &Problem,
-        options: &SolveOptions,
-        progress: &dyn Progress,
-    ) -> Result<Solution> {
-        Ok(match self {
-            Engine::Cpu(m) => m.solve(problem, options, progress)?,
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(m) => m.solve(problem, options, progress)?,
-        })
-    }
-
-    /// The GPU matcher when OT potentials came from it, so exports run on the GPU too.
-    #[cfg(feature = "gpu")]
-    fn gpu_for<'a>(
-        &'a self,
-        solution: Option<&'a Solution>,
-    ) -> Option<(&'a GpuMatcher, &'a Solution)> {
-        match (self, solution) {
-            (Engine::Gpu(gpu), Some(solution)) => Some((gpu, solution)),
-            _ => None,
-        }
-    }
-
-    #[cfg(not(feature = "gpu"))]
-    fn gpu_for<'a>(&'a self, _solution: Option<&'a Solution>) -> Option<(&'a Never, &'a Solution)> {
-        None
-    }
-
-    /// Top-k of every group's rows (group-local column indices).
-    pub fn top_k(
-        &self,
-        problem: &Problem,
-        solution: Option<&Solution>,
-        couplings: &[Coupling<'_>],
-        k: usize,
-        mass: Option<f64>,
-    ) -> Result<Vec<TopK>> {
-        match self.gpu_for(solution) {
-            Some((gpu, solution)) => Ok(gpu.top_k_mass(problem, solution, k, mass)?),
-            None => Ok(couplings.iter().map(|c| c.top_k(k, mass)).collect()),
-        }
-    }
-
-    /// Barycentric projections `Σ_j P(j|i) y_j`, one matrix per group (group row order).
-    pub fn project(
-        &self,
-        problem: &Problem,
-        solution: Option<&Solution>,
-        couplings: &[Coupling<'_>],
-        ys: &[ArrayView2<'_, f64>],
-    ) -> Result<Vec<Array2<f64>>> {
-        match self.gpu_for(solution) {
-            Some((gpu, solution)) => Ok(gpu.project(problem, solution, ys)?),
-            None => Ok(couplings
-                .iter()
-                .zip(ys)
-                .map(|(c, y)| c.project(*y))
-                .collect()),
-        }
-    }
-
-    /// `P(partner(i) | i)` for every row of the groups that have partners.
-    pub fn diagonal(
-        &self,
-        problem: &Problem,
-        solution: Option<&Solution>,
-        couplings: &[Coupling<'_>],
-        partners: &[Option<Vec<usize>>],
-    ) -> Result<Vec<Option<Vec<f64>>>> {
-        match self.gpu_for(solution) {
-            Some((gpu, solution)) => Ok(gpu.diagonal(problem, solution, partners)?),
-            None => Ok(couplings
-                .iter()
-                .zip(partners)
-                .map(|(c, p)| p.as_ref().map(|p| c.for_each_row(|i, row| row[p[i]])))
-                .collect()),
-        }
-    }
-}
-
-/// Stands in for the GPU matcher in builds without it: no value exists, so no call is made.
-#[cfg(not(feature = "gpu"))]
-pub enum Never {}
-
-#[cfg(not(feature = "gpu"))]
-impl Never {
-    fn top_k_mass(&self, _: &Problem, _: &Solution, _: usize, _: Option<f64>) -> Result<Vec<TopK>> {
-        match *self {}
-    }
-    fn project(
-        &self,
-        _: &Problem,
-        _: &Solution,
-        _: &[ArrayView2<'_, f64>],
-    ) -> Result<Vec<Array2<f64>>> {
-        match *self {}
-    }
-    fn diagonal(
-        &self,
-        _: &Problem,
-        _: &Solution,
-        _: &[Option<Vec<usize>>],
-    ) -> Result<Vec<Option<Vec<f64>>>> {
-        match *self {}
     }
 }

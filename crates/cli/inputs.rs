@@ -6,39 +6,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ndarray::{ArrayD, Axis, Ix2, Ix3, Ix4};
-use psa_io::{H5adMatrix, LabelSource};
+use psa_io::LabelSource;
 use psa_learn::Features;
 
-/// Which matrix of an `.h5ad` holds the features (also the `--layer` / `--obsm` flags of
-/// `psa train` and `psa score`; `psa match` builds one per modality).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct H5adChoice {
-    /// .h5ad: read this layer instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub layer: Option<String>,
-    /// .h5ad: read this obsm embedding (e.g. X_pca) instead of X.
-    #[arg(long, value_name = "NAME")]
-    pub obsm: Option<String>,
-}
-
-impl H5adChoice {
-    fn matrix(&self) -> Result<H5adMatrix> {
-        Ok(match (&self.layer, &self.obsm) {
-            (Some(_), Some(_)) => bail!("give --layer or --obsm, not both"),
-            (Some(layer), None) => H5adMatrix::Layer(layer.clone()),
-            (None, Some(obsm)) => H5adMatrix::Obsm(obsm.clone()),
-            (None, None) => H5adMatrix::X,
-        })
-    }
-}
+use crate::flags::H5adChoice;
 
 /// Reads features or images, checked finite; the error names the file and the row.
 pub fn read_features(path: &Path, h5ad: &H5adChoice, channels_last: bool) -> Result<Features> {
     let features = if psa_io::is_h5ad(path) {
-        let x = psa_io::read_h5ad_matrix(path, &h5ad.matrix()?)?;
+        let x = psa_io::read_h5ad_matrix(path, &h5ad.matrix())?;
         Features::from_matrix(x.view())
     } else {
-        if h5ad.layer.is_some() || h5ad.obsm.is_some() {
+        if h5ad.is_set() {
             bail!(
                 "{}: --layer and --obsm apply to .h5ad files only",
                 path.display()
@@ -157,6 +136,16 @@ pub fn read_ids(spec: &str, data: &Path) -> Result<Vec<String>> {
             Ok(psa_io::read_h5ad_obs_column(data, column)?)
         }
         None => Ok(LabelSource::parse(spec).read_ids()?),
+    }
+}
+
+/// The file a label or id spec reads (`None` for `obs:…` and `obs_names`, which read the
+/// modality's `.h5ad`).
+pub fn file_of_spec(spec: &str) -> Option<std::path::PathBuf> {
+    if spec == "obs_names" || spec.starts_with("obs:") {
+        None
+    } else {
+        Some(LabelSource::parse(spec).path)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Logs through `tracing` to stderr, drawn around the progress bars so neither garbles the other.
 //!
 //! Default level: `info` for psa's own crates, `warn` for dependencies; `-v`/`-vv` raise it,
-//! `-q` lowers it to errors, `RUST_LOG` overrides all of them.
+//! `-q` lowers it to errors, `RUST_LOG` overrides all of them. Colour only when stderr is a
+//! terminal (and `NO_COLOR` is unset), so logs redirected to a file or a pipe stay plain text.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -24,7 +25,7 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let default = format!(
-        "{},psa={ours},psa_core={ours},psa_io={ours},psa_gpu={ours}",
+        "{},psa={ours},psa_core={ours},psa_io={ours},psa_gpu={ours},psa_learn={ours}",
         if quiet { "error" } else { "warn" }
     );
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -32,7 +33,13 @@ pub fn init(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(BarAwareStderr)
         .with_target(verbose > 0)
+        .with_ansi(colour())
         .init();
+}
+
+/// Colour codes only for a person at a terminal.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs `f` with the progress bars hidden (for printing to the terminal).

@@ -1,19 +1,16 @@
 //! `psa` — propensity score alignment of unpaired multimodal data.
 //!
-//! The binary is thin: it parses flags, reads files through `psa-io`, hands a `Problem` to a
-//! matcher from `psa-core` (CPU) or `psa-gpu`, and writes results. One file per subcommand.
+//! The binary is thin (ripgrep's rule): it parses flags into the libraries' configuration,
+//! calls them, and reports errors. One module per subcommand under `commands/`; flag groups that
+//! several subcommands share are declared once in `flags`; `hardware` picks the backend once per
+//! process.
 
-mod bench;
-mod bench_train;
 mod classify;
-mod demo;
-mod engine;
-mod generate;
+mod commands;
+mod flags;
+mod hardware;
 mod inputs;
 mod logging;
-mod match_cmd;
-mod pipeline;
-mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -41,19 +38,22 @@ struct Cli {
 enum Command {
     /// Match two modalities within label groups: from classifier scores, or training the
     /// propensity classifiers first (--x1/--x2).
-    Match(Box<match_cmd::MatchArgs>),
+    Match(Box<commands::matching::MatchArgs>),
+    /// Write any output of a finished run again (top-k, projection, pseudo-pairs, dense
+    /// couplings) from its run directory, without solving.
+    Export(Box<commands::export::ExportArgs>),
     /// Train one modality's propensity classifier and save it (burn weights + model.json).
-    Train(Box<train_cmd::TrainArgs>),
+    Train(Box<commands::train::TrainArgs>),
     /// Write a saved classifier's logits for new rows.
-    Score(train_cmd::ScoreArgs),
+    Score(commands::train::ScoreArgs),
     /// Run the whole method on a built-in synthetic data set and print its metrics.
-    Demo(demo::DemoArgs),
+    Demo(Box<commands::demo::DemoArgs>),
     /// Time the Sinkhorn kernels on a generated problem, GPU against the CPU reference.
-    Bench(bench::BenchArgs),
+    Bench(commands::bench::BenchArgs),
     /// Time classifier training (samples/s), burn-wgpu against burn-ndarray.
-    BenchTrain(bench_train::BenchTrainArgs),
+    BenchTrain(commands::bench_train::BenchTrainArgs),
     /// Write the paper's synthetic data (images, or a tabular analogue) with its ground truth.
-    Generate(generate::GenerateArgs),
+    Generate(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,19 +68,41 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        Command::Match(args) => match_cmd::run(*args),
-        Command::Train(args) => train_cmd::run_train(*args),
-        Command::Score(args) => train_cmd::run_score(args),
-        Command::Demo(args) => demo::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::BenchTrain(args) => bench_train::run(args),
-        Command::Generate(args) => generate::run(args),
+        Command::Match(args) => commands::matching::run(*args),
+        Command::Export(args) => commands::export::run(*args),
+        Command::Train(args) => commands::train::run_train(*args),
+        Command::Score(args) => commands::train::run_score(args),
+        Command::Demo(args) => commands::demo::run(*args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::BenchTrain(args) => commands::bench_train::run(args),
+        Command::Generate(args) => commands::generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            logging::suspend(|| eprintln!("error: {err:#}"));
+            let message = user_message(&err);
+            logging::suspend(|| eprintln!("error: {message}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error as the user should read it: the libraries name option fields (`max_iter`), the
+/// user typed flags (`--max-iter`).
+fn user_message(err: &anyhow::Error) -> String {
+    let option = err.chain().find_map(|cause| {
+        let core = cause.downcast_ref::<psa_core::CoreError>().or_else(|| {
+            match cause.downcast_ref::<psa_core::MatcherError>() {
+                Some(psa_core::MatcherError::Core(core)) => Some(core),
+                _ => None,
+            }
+        });
+        match core {
+            Some(psa_core::CoreError::InvalidOption { option, message }) => {
+                Some(format!("{}: {message}", flags::flag_of_field(option)))
+            }
+            _ => None,
+        }
+    });
+    option.unwrap_or_else(|| format!("{err:#}"))
 }

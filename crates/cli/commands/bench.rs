@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use psa_core::{Metric, NoProgress, Problem, Solution, SolveOptions};
+use psa_core::{Matcher, Metric, NoProgress, Problem, Solution, SolveOptions};
 
-use crate::engine::{Backend, Engine, GpuCost};
+use crate::commands::matching::DEFAULT_TOL;
+use crate::flags::{HARDWARE, SeedArg, SinkhornArgs};
+use crate::hardware::GpuCost;
 use crate::logging;
-use crate::match_cmd::{MetricArg, positive_f64};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BenchBackend {
@@ -40,25 +41,18 @@ pub struct BenchArgs {
     /// Timed iterations per backend.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub iters: u64,
-    #[arg(long, default_value_t = 0.05, value_parser = positive_f64)]
-    pub epsilon: f64,
-    #[arg(long, value_enum, default_value_t = MetricArg::Euclidean)]
-    pub metric: MetricArg,
-    /// Also solve to --tol, with and without ε-scaling.
+    /// Also solve to --tol, with and without ε-scaling (capped at --max-iter).
     #[arg(long)]
     pub to_tol: bool,
-    #[arg(long, default_value_t = 1e-6, value_parser = positive_f64)]
-    pub tol: f64,
-    /// Iteration cap for the --to-tol runs.
-    #[arg(long, default_value_t = 5_000)]
-    pub max_iter: u64,
     /// Rows of group 0 compared between backends.
     #[arg(long, default_value_t = 64)]
     pub compare_rows: u64,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sinkhorn: SinkhornArgs,
+    #[command(flatten)]
+    pub seed: SeedArg,
     /// GPU only: how the kernels get their costs.
-    #[arg(long, value_enum, default_value_t = GpuCost::Auto)]
+    #[arg(long, value_enum, default_value_t = GpuCost::Auto, help_heading = HARDWARE)]
     pub gpu_cost: GpuCost,
 }
 
@@ -78,8 +72,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.n as usize,
         args.t as usize,
         args.groups as usize,
-        Metric::from(args.metric),
-        args.seed,
+        Metric::from(args.sinkhorn.metric),
+        args.seed.seed,
     );
     let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
     tracing::info!(
@@ -92,34 +86,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     let mut figures = Vec::new();
     if matches!(args.backend, BenchBackend::Gpu | BenchBackend::Both) {
-        figures.push(measure(
-            &Engine::select(Backend::Gpu, args.gpu_cost)?,
-            &problem,
-            &args,
-        )?);
+        figures.push(gpu_figures(&problem, &args)?);
     }
     if matches!(args.backend, BenchBackend::Cpu | BenchBackend::Both) {
-        figures.push(measure(
-            &Engine::select(Backend::Cpu, args.gpu_cost)?,
-            &problem,
-            &args,
-        )?);
+        let mut cpu = measure(&psa_core::CpuMatcher, &problem, &args)?;
+        cpu.peak_bytes = peak_rss_bytes();
+        figures.push(cpu);
     }
     logging::suspend(|| print_table(&args, &figures, &problem));
     Ok(())
 }
 
-fn measure(engine: &Engine, problem: &Problem, args: &BenchArgs) -> Result<Figures> {
-    let fixed = SolveOptions {
-        epsilon: args.epsilon,
-        tol: f64::MIN_POSITIVE,
-        max_iter: args.iters as usize,
-        eps_scaling: false,
-        ..SolveOptions::default()
-    };
-    tracing::info!(backend = engine.name(), "timing {} iterations", args.iters);
+/// Wall-clock figures of one backend (the GPU's are then replaced by device timings).
+fn measure(matcher: &dyn Matcher, problem: &Problem, args: &BenchArgs) -> Result<Figures> {
+    let fixed = fixed_iterations(args);
+    tracing::info!(backend = matcher.name(), "timing {} iterations", args.iters);
     let start = Instant::now();
-    let solution = engine.solve(problem, &fixed, &NoProgress)?;
+    let solution = matcher.solve(problem, &fixed, &NoProgress)?;
     let wall = start.elapsed().as_secs_f64();
     let iterations = solution
         .groups
@@ -128,59 +111,80 @@ fn measure(engine: &Engine, problem: &Problem, args: &BenchArgs) -> Result<Figur
         .max()
         .unwrap_or(0);
     if iterations == 0 {
-        bail!("{} backend ran no iteration", engine.name());
+        bail!("{} backend ran no iteration", matcher.name());
     }
     let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
-    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
-    let mut seconds_per_iteration = wall / iterations as f64;
-    let (peak_bytes, memory_note) = match engine {
-        Engine::Cpu(_) => (peak_rss_bytes(), "peak RSS of this process"),
-        #[cfg(feature = "gpu")]
-        Engine::Gpu(gpu) => {
-            // Device-timed iterations, excluding buffer setup and pipeline compilation.
-            let figures = gpu.bench_iteration(problem, &fixed, args.iters as usize)?;
-            seconds_per_iteration = figures.seconds_per_iteration;
-            let mode = if figures.materialised {
-                "materialised costs"
-            } else {
-                "streamed costs"
-            };
-            tracing::info!("GPU: {}, {mode}", figures.adapter);
-            (Some(figures.peak_device_bytes), "device buffers allocated")
-        }
-    };
+    let seconds_per_iteration = wall / iterations as f64;
     let to_tol = if args.to_tol {
-        Some(to_tolerance(engine, problem, args)?)
+        Some(to_tolerance(matcher, problem, args)?)
     } else {
         None
     };
     Ok(Figures {
-        backend: engine.name().to_string(),
+        backend: matcher.name().to_string(),
         seconds_per_iteration,
         pairs_per_second: 2.0 * pairs as f64 / seconds_per_iteration,
         to_tol,
-        peak_bytes,
-        memory_note,
+        peak_bytes: None,
+        memory_note: "peak RSS of this process",
         solution,
     })
 }
 
+/// `--iters` iterations at the target λ from zero potentials, never stopping early.
+fn fixed_iterations(args: &BenchArgs) -> SolveOptions {
+    SolveOptions {
+        tol: f64::MIN_POSITIVE,
+        max_iter: args.iters as usize,
+        eps_scaling: false,
+        ..args.sinkhorn.solve_options(DEFAULT_TOL)
+    }
+}
+
+/// The GPU's figures, with device-timed iterations (excluding buffer setup and pipeline
+/// compilation) and the device memory it allocated.
+#[cfg(feature = "gpu")]
+fn gpu_figures(problem: &Problem, args: &BenchArgs) -> Result<Figures> {
+    let hardware = crate::hardware::Hardware::select(crate::hardware::Backend::Gpu)?;
+    let gpu = hardware
+        .gpu_matcher(args.gpu_cost)?
+        .ok_or_else(|| anyhow::anyhow!("--backend gpu found no GPU"))?;
+    let mut figures = measure(&gpu, problem, args)?;
+    let device = gpu.bench_iteration(problem, &fixed_iterations(args), args.iters as usize)?;
+    let mode = if device.materialised {
+        "materialised costs"
+    } else {
+        "streamed costs"
+    };
+    tracing::info!("GPU: {}, {mode}", device.adapter);
+    let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
+    figures.seconds_per_iteration = device.seconds_per_iteration;
+    figures.pairs_per_second = 2.0 * pairs as f64 / device.seconds_per_iteration;
+    figures.peak_bytes = Some(device.peak_device_bytes);
+    figures.memory_note = "device buffers allocated";
+    Ok(figures)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_figures(_: &Problem, _: &BenchArgs) -> Result<Figures> {
+    bail!(
+        "--backend gpu: this psa was built without GPU support; rebuild with the default `gpu` feature"
+    )
+}
+
 fn to_tolerance(
-    engine: &Engine,
+    matcher: &dyn Matcher,
     problem: &Problem,
     args: &BenchArgs,
 ) -> Result<[(usize, f64, bool); 2]> {
     let mut out = [(0, 0.0, false); 2];
     for (slot, eps_scaling) in [true, false].into_iter().enumerate() {
         let options = SolveOptions {
-            epsilon: args.epsilon,
-            tol: args.tol,
-            max_iter: args.max_iter as usize,
             eps_scaling,
-            ..SolveOptions::default()
+            ..args.sinkhorn.solve_options(DEFAULT_TOL)
         };
         let start = Instant::now();
-        let solution = engine.solve(problem, &options, &NoProgress)?;
+        let solution = matcher.solve(problem, &options, &NoProgress)?;
         let iterations = solution
             .groups
             .iter()
@@ -223,7 +227,7 @@ fn max_delta_p(problem: &Problem, a: &Solution, b: &Solution, rows: usize) -> f6
 fn print_table(args: &BenchArgs, figures: &[Figures], problem: &Problem) {
     println!(
         "psa bench: {} group(s) × n1 = n2 = {}, T = {}, λ = {}, {:?}; {} timed iterations",
-        args.groups, args.n, args.t, args.epsilon, args.metric, args.iters
+        args.groups, args.n, args.t, args.sinkhorn.epsilon, args.sinkhorn.metric, args.iters
     );
     println!(
         "{:<6} {:>12} {:>12} {:>12} {:>14} {:>14} {:>12}",

@@ -20,8 +20,8 @@ use psa_learn::{
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::bench::BenchBackend;
-use crate::engine::{Backend, Hardware};
+use crate::commands::bench::BenchBackend;
+use crate::hardware::{Backend, Hardware};
 use crate::logging;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

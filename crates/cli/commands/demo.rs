@@ -12,17 +12,18 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
+use psa_core::metrics::{GroundTruth, evaluate};
 use psa_core::synthetic::images::{ImageConfig, PairedImages, generate_images};
 use psa_core::synthetic::tabular::{TabularConfig, generate_tabular};
-use psa_core::{Metric, Problem, ScoresKind, SolveOptions};
+use psa_core::{Method, Metric, Problem, ScoresKind};
 use psa_io::{GroupSummary, MeanMetrics};
 use psa_learn::{Classes, CrossFitConfig, CrossFitted, Features};
 
 use crate::classify::{self, Modality, ModelArgs};
-use crate::engine::{Backend, GpuCost, Hardware};
+use crate::commands::matching::solve_groups;
+use crate::flags::{HardwareArgs, SeedArg, SinkhornArgs};
+use crate::hardware::Hardware;
 use crate::logging;
-use crate::match_cmd::positive_f64;
-use crate::pipeline::{self, Extras, Method, RunConfig};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -42,18 +43,12 @@ pub struct DemoArgs {
     pub folds: Option<u64>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Entropic regularisation λ for OT.
-    #[arg(long, default_value_t = 0.05, value_parser = positive_f64, allow_negative_numbers = true)]
-    pub epsilon: f64,
-    /// Sinkhorn tolerance on the L1 marginal error. Looser than `psa match`'s 1e-6 so the
-    /// demo's matching takes seconds; the metrics do not change in their reported digits.
-    #[arg(long, default_value_t = 1e-4, value_parser = positive_f64, allow_negative_numbers = true)]
-    pub tol: f64,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where to train and match.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub sinkhorn: SinkhornArgs,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
     /// Also write what was matched here, ready for `psa match --scores1 …`: the cross-fitted
     /// logits (scores{1,2}.npy), labels, ids (integers), latents, and features1.npy (the
     /// modality-1 latents the demo's FOSCTTM uses).
@@ -95,6 +90,10 @@ fn demo_defaults(args: &mut DemoArgs) {
     m.patience.get_or_insert(5);
 }
 
+/// The demo's Sinkhorn tolerance: looser than `psa match`'s 1e-6 so its matching takes seconds;
+/// the metrics do not change in their reported digits.
+pub const DEMO_TOL: f64 = 1e-4;
+
 pub fn run(mut args: DemoArgs) -> Result<()> {
     demo_defaults(&mut args);
     let n_per_group = args.n_per_group.unwrap_or(match (args.full, args.tabular) {
@@ -107,7 +106,7 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
     let (m1, m2, ids, latents, description) = synthetic(&args, n_per_group);
     tracing::info!("synthetic data: {description}");
 
-    let hardware = Hardware::select(args.backend)?;
+    let hardware = Hardware::select(args.hardware.backend)?;
     let device = hardware.learn_device()?;
     let classes = classify::classes_of(&m1, &m2, false)?;
     let cv = CrossFitConfig {
@@ -117,7 +116,7 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
     let train_start = Instant::now();
     let mut fitted: Vec<CrossFitted> = Vec::new();
     for m in [&m1, &m2] {
-        let spec = args.model.spec(m.features.shape(), args.seed)?;
+        let spec = args.model.spec(m.features.shape(), args.seed.seed)?;
         fitted.push(classify::cross_fit_modality(
             m, &classes, &spec, cv, &device,
         )?);
@@ -135,18 +134,20 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
         ScoresKind::Logits,
         Metric::Euclidean,
     )?;
-    let extras = Extras {
+    let truth = GroundTruth {
         ids: Some(ids),
         // FOSCTTM in the latent space: how close the projected partner lands to the true one.
-        eval_features1: Some(latents.0.clone()),
+        features1: Some(latents.0.clone()),
         latents: Some(latents),
-        project2: None,
     };
-    let engine = hardware.engine(GpuCost::Auto)?;
+    let matcher = hardware.matcher(args.hardware.gpu_cost)?;
+    let solve = args.sinkhorn.solve_options(DEMO_TOL);
     let mut rows = Vec::new();
-    for method in [Method::Ot, Method::Snn, Method::Random] {
+    for method in [Method::Ot, Method::Snn { k: 1 }, Method::Random] {
         let start = Instant::now();
-        let groups = pipeline::run(&problem, &extras, &run_config(&args, method), &engine, None)?;
+        let solved = solve_groups(matcher.as_ref(), problem.clone(), method, &solve)?;
+        let metrics = evaluate(solved.as_ref(), &truth)?;
+        let groups = psa_io::group_summaries(solved.as_ref(), &metrics, &[]);
         rows.push((method, groups, start.elapsed().as_secs_f64()));
     }
     let header = Header {
@@ -159,9 +160,9 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
         folds,
         train_seconds,
         learn_backend: hardware.learn_name(),
-        match_backend: engine.name().to_string(),
-        epsilon: args.epsilon,
-        tol: args.tol,
+        match_backend: matcher.name().to_string(),
+        epsilon: solve.epsilon,
+        tol: solve.tol,
         total_seconds: started.elapsed().as_secs_f64(),
     };
     logging::suspend(|| print_table(&header, &rows));
@@ -182,7 +183,7 @@ fn synthetic(args: &DemoArgs, n_per_group: usize) -> (Modality, Modality, Ground
     if args.tabular {
         let config = TabularConfig {
             n_per_group,
-            seed: args.seed,
+            seed: args.seed.seed,
             ..TabularConfig::default()
         };
         let data = generate_tabular(&config);
@@ -204,7 +205,7 @@ fn synthetic(args: &DemoArgs, n_per_group: usize) -> (Modality, Modality, Ground
     } else {
         let config = ImageConfig {
             n_per_group,
-            seed: args.seed,
+            seed: args.seed.seed,
             ..ImageConfig::default()
         };
         let data: PairedImages = generate_images(&config);
@@ -222,23 +223,6 @@ fn synthetic(args: &DemoArgs, n_per_group: usize) -> (Modality, Modality, Ground
             (a.latents.clone(), b.latents.clone()),
             description,
         )
-    }
-}
-
-fn run_config(args: &DemoArgs, method: Method) -> RunConfig {
-    RunConfig {
-        method,
-        solve: SolveOptions {
-            epsilon: args.epsilon,
-            tol: args.tol,
-            ..SolveOptions::default()
-        },
-        snn_k: 1,
-        topk: 1,
-        mass: None,
-        dense_max: 0,
-        pseudo_pairs: 0,
-        seed: args.seed,
     }
 }
 
@@ -284,7 +268,7 @@ fn print_table(h: &Header<'_>, rows: &[(Method, Vec<GroupSummary>, f64)]) {
         let random = mean.random_trace.unwrap_or(f64::NAN);
         println!(
             "{:<8} {:>10.5} {:>10.2} {:>9.4} {:>11.4} {:>9.4} {:>9.2}",
-            format!("{method:?}").to_lowercase(),
+            method.name(),
             trace,
             trace / random,
             mean.foscttm.unwrap_or(f64::NAN),

@@ -53,9 +53,8 @@ pub struct CommonArgs {
     /// Output directory (created; files of the same names are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Seed of the latents, the shuffles and the modality noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub seed: crate::flags::SeedArg,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +104,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 size: args.size as usize,
                 noise: args.noise,
                 blobs: args.blobs as usize,
-                seed: args.common.seed,
+                seed: args.common.seed.seed,
                 ..ImageConfig::default()
             };
             let data = generate_images(&config);
@@ -120,7 +119,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 d2: args.d2 as usize,
                 hidden: args.hidden as usize,
                 noise: args.noise,
-                seed: args.common.seed,
+                seed: args.common.seed.seed,
                 map_seed: args.map_seed,
                 ..TabularConfig::default()
             };

@@ -1,18 +1,28 @@
-//! `psa match`: match two modalities given their classifiers' scores.
+//! `psa match`: match two modalities within label groups, from classifier scores or training
+//! the propensity classifiers first, and write a complete, reloadable run directory.
+//!
+//! The command only gathers inputs and flags; the work is the libraries': a
+//! [`psa_core::Problem`] goes to [`psa_core::match_problem`] on the chosen backend, metrics come
+//! from [`psa_core::metrics::evaluate`], and every file from [`psa_io::write_results`] and
+//! [`psa_io::write_run`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ndarray::Array2;
-use psa_core::{EpsilonMode, Metric, Problem, ScoresKind, SolveOptions};
-use psa_io::{MeanMetrics, OutputDir, Summary, UnmatchedSummary};
+use psa_core::metrics::{GroundTruth, evaluate};
+use psa_core::{Problem, Progress, ScoresKind, SolveOptions, SolveReport, Solved};
+use psa_io::{InputFile, MeanMetrics, OutputDir, Summary, UnmatchedSummary};
 use serde::Serialize;
 
 use crate::classify::{self, CrossFitArgs, Modality, ModelArgs};
-use crate::engine::{Backend, GpuCost, Hardware};
-use crate::inputs::{self, H5adChoice};
-use crate::pipeline::{self, Extras, Method, RunConfig};
+use crate::flags::{
+    AnnDataArgs, EvaluationArgs, HardwareArgs, INPUTS, OutputArgs, ScoresKindArg, SeedArg,
+    TransportArgs,
+};
+use crate::hardware::Hardware;
+use crate::{inputs, logging};
 
 /// Two ways in. Scores: `--scores1/--scores2` are classifier outputs you made (`.npy`
 /// float32/float64, or `.csv`/`.tsv`). Features: `--x1/--x2` are raw features (`.npy`, `.csv`,
@@ -20,10 +30,9 @@ use crate::pipeline::{self, Extras, Method, RunConfig};
 /// classifier per modality with K-fold cross-fitting first (saving scores1.npy, scores2.npy,
 /// training.csv, training.png). Labels and ids are `.npy` integers/strings, a text/CSV column
 /// (`FILE:COLUMN`), or `obs:COLUMN` / `obs_names` of the `.h5ad`. Results go to DIR:
-/// summary.json, topk_index.npy, topk_weight.npy, coupling/<label>.npy, projection.npy (see the
-/// README for their schema).
+/// summary.json, topk_index.npy, topk_weight.npy, coupling/<label>.npy, projection.npy,
+/// pseudo_pairs.npy, and run/ (what `psa export` reloads); see the README for their schema.
 #[derive(Debug, Args, Serialize)]
-#[command(next_line_help = false)]
 pub struct MatchArgs {
     /// Modality-1 classifier scores, n1 × T (logits or probabilities, see --scores-kind).
     #[arg(
@@ -31,7 +40,8 @@ pub struct MatchArgs {
         value_name = "S1",
         required_unless_present = "x1",
         conflicts_with = "x1",
-        requires = "scores2"
+        requires = "scores2",
+        help_heading = INPUTS
     )]
     pub scores1: Option<PathBuf>,
     /// Modality-2 classifier scores, n2 × T.
@@ -40,264 +50,153 @@ pub struct MatchArgs {
         value_name = "S2",
         required_unless_present = "x2",
         conflicts_with = "x2",
-        requires = "scores1"
+        requires = "scores1",
+        help_heading = INPUTS
     )]
     pub scores2: Option<PathBuf>,
     /// Modality-1 features or images: train a classifier on them (cross-fitted) and match its
     /// out-of-sample scores.
-    #[arg(long, value_name = "X1", requires = "x2")]
+    #[arg(long, value_name = "X1", requires = "x2", help_heading = INPUTS)]
     pub x1: Option<PathBuf>,
     /// Modality-2 features or images.
-    #[arg(long, value_name = "X2", requires = "x1")]
+    #[arg(long, value_name = "X2", requires = "x1", help_heading = INPUTS)]
     pub x2: Option<PathBuf>,
     /// Modality-1 labels t, one per row (FILE, FILE:COLUMN, or obs:COLUMN of X1.h5ad).
-    #[arg(long, value_name = "L1")]
+    #[arg(long, value_name = "L1", help_heading = INPUTS)]
     pub labels1: String,
     /// Modality-2 labels t, one per row.
-    #[arg(long, value_name = "L2")]
+    #[arg(long, value_name = "L2", help_heading = INPUTS)]
     pub labels2: String,
-    /// Output directory (created; files are replaced only when the run succeeds).
-    #[arg(long, value_name = "DIR")]
+    /// Output directory (created; replaced only when the run succeeds).
+    #[arg(long, value_name = "DIR", help_heading = INPUTS)]
     pub out: PathBuf,
-
-    /// .h5ad inputs: read this layer instead of X (both modalities; see --layer1/--layer2).
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub layer: Option<String>,
-    /// .h5ad inputs: read this obsm embedding (e.g. X_pca) instead of X.
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub obsm: Option<String>,
-    /// Layer of X1.h5ad only.
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub layer1: Option<String>,
-    /// Layer of X2.h5ad only.
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub layer2: Option<String>,
-    /// obsm embedding of X1.h5ad only.
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub obsm1: Option<String>,
-    /// obsm embedding of X2.h5ad only.
-    #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
-    pub obsm2: Option<String>,
+    /// What the score files hold.
+    #[arg(long, value_enum, default_value_t = ScoresKindArg::Logits, help_heading = INPUTS, hide_short_help = true)]
+    pub scores_kind: ScoresKindArg,
     /// Image stacks are n × H × W × C (default n × C × H × W).
-    #[arg(long)]
+    #[arg(long, help_heading = INPUTS, hide_short_help = true)]
     pub channels_last: bool,
+
     #[command(flatten)]
+    #[serde(flatten)]
+    pub anndata: AnnDataArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    #[serde(flatten)]
     pub cross_fit: CrossFitArgs,
-
-    /// Matching method.
-    #[arg(long, value_enum, default_value_t = Method::Ot)]
-    pub method: Method,
-    /// Entropic regularisation λ on the raw cost (the paper uses 0.05); with
-    /// --epsilon-relative, a fraction of each group's mean cost.
-    #[arg(long, default_value_t = 0.05, value_parser = positive_f64, allow_negative_numbers = true)]
-    pub epsilon: f64,
-    /// Read --epsilon as a fraction of each group's mean cost (as OTT-JAX does).
-    #[arg(long)]
-    pub epsilon_relative: bool,
-    /// Stop when the L1 marginal error ‖M1 − a‖₁ falls below this.
-    #[arg(long, default_value_t = 1e-6, value_parser = positive_f64, allow_negative_numbers = true)]
-    pub tol: f64,
-    /// Give up after this many Sinkhorn iterations (ε-scaling stages included).
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    pub max_iter: u64,
-    /// Turn off ε-scaling (same result, usually many more iterations).
-    #[arg(long)]
-    pub no_eps_scaling: bool,
-    /// Unbalanced OT: relax the marginals with KL strength τ (for groups whose composition
-    /// differs between modalities).
-    #[arg(long, value_name = "TAU", value_parser = positive_f64, allow_negative_numbers = true)]
-    pub unbalanced: Option<f64>,
-    /// What the score files hold.
-    #[arg(long, value_enum, default_value_t = ScoresKindArg::Logits)]
-    pub scores_kind: ScoresKindArg,
-    /// Cost between transformed scores.
-    #[arg(long, value_enum, default_value_t = MetricArg::Euclidean)]
-    pub metric: MetricArg,
-    /// Neighbours per modality for --method snn (the paper uses 1).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    pub snn_k: u64,
-
-    /// Unit ids of modality 1 (rows with equal ids in both modalities are the same unit); used
-    /// only to compute trace and FOSCTTM, never by the matcher.
-    #[arg(long, value_name = "U1", requires = "ids2")]
-    pub ids1: Option<String>,
-    /// Unit ids of modality 2.
-    #[arg(long, value_name = "U2", requires = "ids1")]
-    pub ids2: Option<String>,
-    /// Modality-1 features for FOSCTTM (default: the transformed scores), n1 × d.
-    #[arg(long, value_name = "X1")]
-    pub eval_features1: Option<PathBuf>,
-    /// Modality-1 latents, for the latent MSE (synthetic data).
-    #[arg(long, value_name = "Z1", requires = "latents2")]
-    pub latents1: Option<PathBuf>,
-    /// Modality-2 latents.
-    #[arg(long, value_name = "Z2", requires = "latents1")]
-    pub latents2: Option<PathBuf>,
-
-    /// Partners kept per row in topk_index.npy / topk_weight.npy.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    pub topk: u64,
-    /// Keep only the fewest partners holding this share of each row's mass (at most --topk).
-    #[arg(long, value_name = "SHARE", value_parser = unit_interval, allow_negative_numbers = true)]
-    pub mass: Option<f64>,
-    /// Write coupling/<label>.npy (dense P(j|i), float64) for groups with n1·n2 ≤ this.
-    #[arg(long, value_name = "PAIRS", default_value_t = 4_000_000)]
-    pub dense_max: u64,
-    /// Modality-2 matrix Y (n2 × d) to project: writes projection.npy = Σ_j P(j|i) Y_j.
-    #[arg(long, value_name = "Y")]
-    pub project2: Option<PathBuf>,
-    /// Draw this many pseudo-partners j ~ P(·|i) per row into pseudo_pairs.npy.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub pseudo_pairs: u64,
-    /// Seed for pseudo-pair sampling and for the classifiers (initialisation, folds, batches).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-
-    /// Where to train and solve: the CPU (burn-ndarray, the f64 reference matcher), a GPU
-    /// (burn-wgpu and the WGSL kernels, on one device), or a hardware GPU when present.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
-    /// GPU only: stream costs from the scores, keep cost matrices on the device, or choose.
-    #[arg(long, value_enum, default_value_t = GpuCost::Auto)]
-    pub gpu_cost: GpuCost,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub evaluation: EvaluationArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub outputs: OutputArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub seed: SeedArg,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub hardware: HardwareArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoresKindArg {
-    /// Unnormalised logits (any per-row offset).
-    Logits,
-    /// Probabilities (clamped to [1e-6, 1] before the log).
-    Probs,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricArg {
-    /// ‖h_i − h_j‖₂, as in the paper.
-    Euclidean,
-    /// ‖h_i − h_j‖₂².
-    Sqeuclidean,
-}
-
-impl From<ScoresKindArg> for ScoresKind {
-    fn from(k: ScoresKindArg) -> Self {
-        match k {
-            ScoresKindArg::Logits => ScoresKind::Logits,
-            ScoresKindArg::Probs => ScoresKind::Probs,
-        }
-    }
-}
-
-impl From<MetricArg> for Metric {
-    fn from(m: MetricArg) -> Self {
-        match m {
-            MetricArg::Euclidean => Metric::Euclidean,
-            MetricArg::Sqeuclidean => Metric::SqEuclidean,
-        }
-    }
-}
-
-pub fn positive_f64(text: &str) -> Result<f64, String> {
-    let v: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be a finite number > 0, got {text}"))
-    }
-}
-
-fn unit_interval(text: &str) -> Result<f64, String> {
-    let v = positive_f64(text)?;
-    if v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be in (0, 1], got {text}"))
-    }
-}
-
-impl MatchArgs {
-    fn solve_options(&self) -> SolveOptions {
-        SolveOptions {
-            epsilon: self.epsilon,
-            epsilon_mode: if self.epsilon_relative {
-                EpsilonMode::Relative
-            } else {
-                EpsilonMode::Absolute
-            },
-            tol: self.tol,
-            max_iter: self.max_iter as usize,
-            eps_scaling: !self.no_eps_scaling,
-            unbalanced: self.unbalanced,
-        }
-    }
-
-    pub fn run_config(&self) -> RunConfig {
-        RunConfig {
-            method: self.method,
-            solve: self.solve_options(),
-            snn_k: self.snn_k as usize,
-            topk: self.topk as usize,
-            mass: self.mass,
-            dense_max: self.dense_max,
-            pseudo_pairs: self.pseudo_pairs as usize,
-            seed: self.seed,
-        }
-    }
-}
+/// `psa match`'s default tolerance on the L1 marginal error.
+pub const DEFAULT_TOL: f64 = 1e-6;
 
 pub fn run(args: MatchArgs) -> Result<()> {
-    let config = args.run_config();
-    config.solve.validate()?;
+    let solve = args.transport.sinkhorn.solve_options(DEFAULT_TOL);
+    solve.validate()?;
     let out = OutputDir::create(&args.out)?;
-    let hardware = Hardware::select(args.backend)?;
+    let hardware = Hardware::select(args.hardware.backend)?;
     let inputs = read_inputs(&args, &hardware, &out)?;
-    let engine = hardware.engine(args.gpu_cost)?;
-    let groups = pipeline::run(
-        &inputs.problem,
-        &inputs.extras,
-        &config,
-        &engine,
-        Some(&out),
-    )?;
+    let matcher = hardware.matcher(args.hardware.gpu_cost)?;
     let mut options = serde_json::to_value(&args)?
         .as_object()
         .cloned()
         .expect("MatchArgs serialises to an object");
-    options.insert("backend_used".into(), engine.name().into());
+    options.insert("backend_used".into(), matcher.name().into());
+    let solved = solve_groups(
+        matcher.as_ref(),
+        inputs.problem,
+        args.transport.method(),
+        &solve,
+    )?;
+    let metrics = evaluate(solved.as_ref(), &inputs.truth)?;
+    let request = args.outputs.request(inputs.project2, args.seed.seed);
+    let files = psa_io::write_results(solved.as_ref(), &request, &out)?;
+    psa_io::write_run(solved.as_ref(), options.clone(), inputs.files, &out)?;
     if let Some(classifiers) = inputs.classifiers {
         options.insert("classifiers".into(), classifiers);
     }
-    let problem = &inputs.problem;
-    let summary = Summary {
-        psa_version: env!("CARGO_PKG_VERSION").to_string(),
-        options,
-        mean: MeanMetrics::over(&groups),
-        groups,
-        unmatched: problem
-            .unmatched
-            .iter()
-            .map(|u| UnmatchedSummary {
-                label: u.label.clone(),
-                modality: u.modality,
-                rows: u.rows,
-            })
-            .collect(),
-    };
+    let summary = summary_of(solved.as_ref(), &metrics, &files, options);
     psa_io::write_json(&out.path("summary.json"), &summary)?;
     out.commit()?;
     report(&summary, &args.out);
     Ok(())
 }
 
-/// What the matcher gets, plus how the scores were made when psa made them.
+/// Matches every group by the chosen method, with a progress bar over groups.
+pub fn solve_groups<'m>(
+    matcher: &'m dyn psa_core::Matcher,
+    problem: Problem,
+    method: psa_core::Method,
+    solve: &SolveOptions,
+) -> Result<Box<dyn Solved + 'm>> {
+    let n_groups = problem.groups.len();
+    tracing::info!(
+        backend = matcher.name(),
+        "matching {n_groups} group(s) by {}",
+        method.name()
+    );
+    let bar = logging::progress_bar(n_groups as u64, "matching groups");
+    let start = std::time::Instant::now();
+    let solved =
+        psa_core::match_problem(matcher, problem, method, solve, &BarProgress(bar.clone()))?;
+    bar.finish_and_clear();
+    tracing::info!("matched in {:.2} s", start.elapsed().as_secs_f64());
+    Ok(solved)
+}
+
+struct BarProgress(indicatif::ProgressBar);
+
+impl Progress for BarProgress {
+    fn group_done(&self, _group: usize, _report: &SolveReport) {
+        self.0.inc(1);
+    }
+}
+
+/// `summary.json` of a solved, evaluated matching.
+pub fn summary_of(
+    solved: &dyn Solved,
+    metrics: &[psa_core::metrics::GroupMetrics],
+    files: &psa_io::CouplingFiles,
+    options: serde_json::Map<String, serde_json::Value>,
+) -> Summary {
+    let groups = psa_io::group_summaries(solved, metrics, files);
+    Summary {
+        psa_version: env!("CARGO_PKG_VERSION").to_string(),
+        options,
+        mean: MeanMetrics::over(&groups),
+        groups,
+        unmatched: solved
+            .problem()
+            .unmatched
+            .iter()
+            .map(UnmatchedSummary::from)
+            .collect(),
+    }
+}
+
+/// What the matcher and the evaluation get, plus how the scores were made when psa made them.
 struct Inputs {
     problem: Problem,
-    extras: Extras,
+    truth: GroundTruth,
+    project2: Option<Array2<f64>>,
+    /// Every file the run read, hashed for the manifest.
+    files: Vec<InputFile>,
     classifiers: Option<serde_json::Value>,
 }
 
@@ -338,12 +237,58 @@ fn read_inputs(args: &MatchArgs, hardware: &Hardware, out: &OutputDir) -> Result
         }
     };
     warn_unmatched(&problem);
-    let extras = read_extras(args, &side1, &side2)?;
+    let e = &args.evaluation;
+    let truth = GroundTruth {
+        ids: match (&e.ids1, &e.ids2) {
+            (Some(a), Some(b)) => Some((read_ids(a, &side1)?, read_ids(b, &side2)?)),
+            _ => None,
+        },
+        features1: optional_matrix(e.eval_features1.as_deref(), &side1)?,
+        latents: read_latents(e, &side1, &side2)?,
+    };
+    let project2 = optional_matrix(args.outputs.project2.as_deref(), &side2)?;
     Ok(Inputs {
         problem,
-        extras,
+        truth,
+        project2,
+        files: input_files(args)?,
         classifiers,
     })
+}
+
+/// Size and SHA-256 of every input file, for the run manifest.
+fn input_files(args: &MatchArgs) -> Result<Vec<InputFile>> {
+    let e = &args.evaluation;
+    let mut files: Vec<(&str, PathBuf)> = Vec::new();
+    let mut push = |role: &'static str, path: Option<&Path>| {
+        if let Some(path) = path {
+            files.push((role, path.to_path_buf()));
+        }
+    };
+    push("scores1", args.scores1.as_deref());
+    push("scores2", args.scores2.as_deref());
+    push("x1", args.x1.as_deref());
+    push("x2", args.x2.as_deref());
+    push("eval_features1", e.eval_features1.as_deref());
+    push("latents1", e.latents1.as_deref());
+    push("latents2", e.latents2.as_deref());
+    push("project2", args.outputs.project2.as_deref());
+    for (role, spec) in [
+        ("labels1", Some(&args.labels1)),
+        ("labels2", Some(&args.labels2)),
+        ("ids1", e.ids1.as_ref()),
+        ("ids2", e.ids2.as_ref()),
+    ] {
+        if let Some(spec) = spec
+            && let Some(path) = inputs::file_of_spec(spec)
+        {
+            files.push((role, path));
+        }
+    }
+    files
+        .iter()
+        .map(|(role, path)| Ok(InputFile::hash(role, path)?))
+        .collect()
 }
 
 fn problem_from_score_files(
@@ -372,7 +317,7 @@ fn problem_from_score_files(
         scores2.view(),
         &labels2,
         args.scores_kind.into(),
-        args.metric.into(),
+        args.transport.sinkhorn.metric.into(),
     )
     .with_context(|| format!("{} / {}", s1.display(), s2.display()))?;
     Ok((problem, scores1.nrows(), scores2.nrows()))
@@ -392,16 +337,8 @@ fn classify_inputs(
     hardware: &Hardware,
     out: &OutputDir,
 ) -> Result<Classified> {
-    let read = |name: &str,
-                x: &PathBuf,
-                labels_spec: &str,
-                layer: &Option<String>,
-                obsm: &Option<String>|
-     -> Result<Modality> {
-        let h5ad = H5adChoice {
-            layer: layer.clone().or_else(|| args.layer.clone()),
-            obsm: obsm.clone().or_else(|| args.obsm.clone()),
-        };
+    let read = |name: &str, x: &PathBuf, labels_spec: &str, modality: u8| -> Result<Modality> {
+        let h5ad = args.anndata.modality(modality);
         let features = inputs::read_features(x, &h5ad, args.channels_last)?;
         let labels = inputs::read_labels(labels_spec, x)?;
         psa_io::check_rows(Path::new(labels_spec), labels.len(), x, features.rows())?;
@@ -412,8 +349,8 @@ fn classify_inputs(
             labels,
         })
     };
-    let m1 = read("1", x1, &args.labels1, &args.layer1, &args.obsm1)?;
-    let m2 = read("2", x2, &args.labels2, &args.layer2, &args.obsm2)?;
+    let m1 = read("1", x1, &args.labels1, 1)?;
+    let m2 = read("2", x2, &args.labels2, 2)?;
     let classes = classify::classes_of(&m1, &m2, args.cross_fit.allow_missing_labels)?;
     let device = hardware.learn_device()?;
     tracing::info!(
@@ -425,7 +362,7 @@ fn classify_inputs(
     let mut fitted = Vec::new();
     let mut specs = Vec::new();
     for m in [&m1, &m2] {
-        let spec = args.model.spec(m.features.shape(), args.seed)?;
+        let spec = args.model.spec(m.features.shape(), args.seed.seed)?;
         fitted.push(classify::cross_fit_modality(
             m,
             &classes,
@@ -452,7 +389,7 @@ fn classify_inputs(
         s2.view(),
         &l2,
         ScoresKind::Logits,
-        args.metric.into(),
+        args.transport.sinkhorn.metric.into(),
     )?;
     problem.map_rows(
         &fitted[0].scored_rows,
@@ -491,32 +428,26 @@ fn classifier_summary(
     })
 }
 
-fn read_extras(args: &MatchArgs, side1: &Side<'_>, side2: &Side<'_>) -> Result<Extras> {
-    Ok(Extras {
-        ids: match (&args.ids1, &args.ids2) {
-            (Some(a), Some(b)) => Some((read_ids(a, side1)?, read_ids(b, side2)?)),
-            _ => None,
-        },
-        eval_features1: optional_matrix(args.eval_features1.as_deref(), side1)?,
-        latents: match (&args.latents1, &args.latents2) {
-            (Some(a), Some(b)) => {
-                let z1 = matrix_with_rows(a, side1)?;
-                let z2 = matrix_with_rows(b, side2)?;
-                if z1.ncols() != z2.ncols() {
-                    bail!(
-                        "{} has {} columns but {} has {}",
-                        b.display(),
-                        z2.ncols(),
-                        a.display(),
-                        z1.ncols()
-                    );
-                }
-                Some((z1, z2))
-            }
-            _ => None,
-        },
-        project2: optional_matrix(args.project2.as_deref(), side2)?,
-    })
+fn read_latents(
+    e: &EvaluationArgs,
+    side1: &Side<'_>,
+    side2: &Side<'_>,
+) -> Result<Option<(Array2<f64>, Array2<f64>)>> {
+    let (Some(a), Some(b)) = (&e.latents1, &e.latents2) else {
+        return Ok(None);
+    };
+    let z1 = matrix_with_rows(a, side1)?;
+    let z2 = matrix_with_rows(b, side2)?;
+    if z1.ncols() != z2.ncols() {
+        bail!(
+            "{} has {} columns but {} has {}",
+            b.display(),
+            z2.ncols(),
+            a.display(),
+            z1.ncols()
+        );
+    }
+    Ok(Some((z1, z2)))
 }
 
 fn warn_unmatched(problem: &Problem) {
@@ -549,14 +480,25 @@ fn optional_matrix(path: Option<&Path>, side: &Side<'_>) -> Result<Option<Array2
     path.map(|p| matrix_with_rows(p, side)).transpose()
 }
 
-fn report(summary: &Summary, dir: &Path) {
-    let not_converged = summary
-        .groups
-        .iter()
-        .filter(|g| g.converged == Some(false))
-        .count();
-    if not_converged > 0 {
-        tracing::warn!("{not_converged} group(s) did not converge; see summary.json");
+/// The closing log line (and a warning per kind of unconverged group).
+pub fn report(summary: &Summary, dir: &Path) {
+    let stopped = |reason: &str| {
+        summary
+            .groups
+            .iter()
+            .filter(|g| g.stopped.as_deref() == Some(reason))
+            .count()
+    };
+    let (max_iter, floor) = (stopped("max_iter"), stopped("precision_floor"));
+    if max_iter > 0 {
+        tracing::warn!(
+            "{max_iter} group(s) stopped at --max-iter above --tol; see summary.json (raise --max-iter or --epsilon)"
+        );
+    }
+    if floor > 0 {
+        tracing::warn!(
+            "{floor} group(s) stopped at the precision floor above --tol; see summary.json (--backend cpu solves in f64)"
+        );
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     tracing::info!(

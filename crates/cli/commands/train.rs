@@ -11,8 +11,9 @@ use psa_io::OutputDir;
 use psa_learn::{Classes, TrainedModel};
 
 use crate::classify::{BarObserverOnce, ModelArgs, write_monitor};
-use crate::engine::{Backend, Hardware};
-use crate::inputs::{H5adChoice, read_features, read_labels};
+use crate::flags::{H5adChoice, HardwareArgs, SeedArg};
+use crate::hardware::Hardware;
+use crate::inputs::{read_features, read_labels};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -33,12 +34,10 @@ pub struct TrainArgs {
     pub channels_last: bool,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Seed for initialisation, shuffling and splits (CPU runs are reproducible).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where to train: burn-ndarray on the CPU, burn-wgpu on a GPU, or a hardware GPU if any.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
 }
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
@@ -56,8 +55,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         bail!("{}: a classifier needs at least 2 labels", args.labels);
     }
     let class_of_row = classes.indices(&labels)?;
-    let spec = args.model.spec(features.shape(), args.seed)?;
-    let hardware = Hardware::select(args.backend)?;
+    let spec = args.model.spec(features.shape(), args.seed.seed)?;
+    let hardware = Hardware::select(args.hardware.backend)?;
     let device = hardware.learn_device()?;
     tracing::info!(
         "training on {} rows, {} labels, with {}",
@@ -106,13 +105,13 @@ pub struct ScoreArgs {
     /// Image stacks are n × H × W × C.
     #[arg(long)]
     pub channels_last: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
 }
 
 pub fn run_score(args: ScoreArgs) -> Result<()> {
     let features = read_features(&args.x, &args.h5ad, args.channels_last)?;
-    let hardware = Hardware::select(args.backend)?;
+    let hardware = Hardware::select(args.hardware.backend)?;
     let device = hardware.learn_device()?;
     let model = TrainedModel::load(&args.model, &device)?;
     let logits = model
