@@ -14,6 +14,8 @@
 //!   column as labels and `obs_names` as ids, read by row windows with no system library;
 //!   [`read_matrix`] reads the `X` of an `.h5ad` file, [`read_labels`] an `obs` column
 //!   (`rna.h5ad:cell_type`);
+//! * [`write_matches_h5ad`]: psa's matches as an AnnData file ([`Matches`]) that anndata and scanpy
+//!   open unchanged, one row per modality-1 row;
 //! * [`check_rows`]: the row counts of two inputs agree;
 //! * [`write_npy_f64`], [`write_npy_f32`], [`write_npy_i64`], [`write_json`], [`write_atomic`]:
 //!   each file appears complete or not at all (written beside its target, then renamed);
@@ -57,7 +59,8 @@ pub use error::{IoError, Location};
 #[doc(hidden)]
 pub use h5ad::read_everything as read_h5ad_everything;
 pub use h5ad::{
-    H5adFile, H5adMatrix, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column, read_h5ad_obs_names,
+    H5adFile, H5adMatrix, Matches, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column,
+    read_h5ad_obs_names, write_matches_h5ad,
 };
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;

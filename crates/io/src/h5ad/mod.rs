@@ -1,5 +1,6 @@
 //! AnnData `.h5ad` files, as single-cell users hold their data: read `X`, a layer or an `obsm`
-//! embedding as the `n × d` matrix, an `obs` column as the labels and `obs_names` as the unit ids.
+//! embedding as the `n × d` matrix, an `obs` column as the labels and `obs_names` as the unit ids;
+//! write psa's matches back as an AnnData file (`matches.h5ad`, see [`write_matches_h5ad`]).
 //!
 //! An `.h5ad` file is HDF5, read and written with the pure-Rust `hdf5-pure` crate (no system
 //! libhdf5). The layouts of anndata's "on-disk format" page are read, from anndata ≥ 0.8 back to
@@ -23,6 +24,7 @@ mod file;
 mod matrix;
 mod obs;
 mod records;
+mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ use crate::format::check_finite;
 use crate::memory::physical_memory;
 use file::H5ad;
 use obs::Obs;
+
+pub use write::{Matches, write_matches_h5ad};
 
 /// Which matrix of an AnnData file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
