@@ -3,10 +3,10 @@ and, for crates/io/tests/anndata.rs, fresh copies and larger files with the annd
 
     python make_h5ad.py [DIR] [--large]
 
-DIR defaults to this directory. The checked-in files were made with anndata 0.12.19, h5py 3.16.0,
-numpy 2.4.6, scipy 1.17.1, pandas 2.3.3:
+DIR defaults to this directory. The checked-in files were made with the versions pinned in
+requirements.txt (anndata 0.12.19, h5py 3.16.0, numpy 2.4.6, scipy 1.17.1, pandas 2.3.3):
 
-    python3 -m venv /tmp/h5ad-venv && /tmp/h5ad-venv/bin/pip install anndata==0.12.19
+    python3 -m venv /tmp/h5ad-venv && /tmp/h5ad-venv/bin/pip install -r requirements.txt
     /tmp/h5ad-venv/bin/python make_h5ad.py
 
 The small values are exactly representable in float32, so the Rust test states them and compares
