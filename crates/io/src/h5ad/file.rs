@@ -137,12 +137,55 @@ impl H5ad {
         None
     }
 
+    /// The dataset at `key`, its chunks checked (see [`H5ad::check_chunks`]).
     pub(crate) fn dataset(&self, key: &str) -> Result<Dataset, IoError> {
-        match self.kind(key) {
-            Some(Kind::Dataset) => self.file.dataset(key).map_err(self.hdf5(key)),
-            Some(Kind::Group) => Err(self.error(key, "a group, expected a dataset")),
-            None => Err(self.error(key, "not in the file")),
+        let dataset = match self.kind(key) {
+            Some(Kind::Dataset) => self.file.dataset(key).map_err(self.hdf5(key))?,
+            Some(Kind::Group) => return Err(self.error(key, "a group, expected a dataset")),
+            None => return Err(self.error(key, "not in the file")),
+        };
+        self.check_chunks(key, &dataset)?;
+        Ok(dataset)
+    }
+
+    /// Fails when a chunk of a chunked dataset could never be read: larger than the memory budget
+    /// once decoded, or stored past the end of the file. hdf5-pure 0.47 sizes the buffer of
+    /// adjacent chunks it reads together by the sizes the chunk index declares, before reading, so
+    /// a corrupt index could otherwise ask for gigabytes (found by fuzzing; see
+    /// `tests/fuzz_corpus.rs`). The index is read once per dataset opened.
+    fn check_chunks(&self, key: &str, dataset: &Dataset) -> Result<(), IoError> {
+        let Some(chunk) = dataset.chunk_shape().map_err(self.hdf5(key))? else {
+            return Ok(());
+        };
+        let element = dataset.element_size().map_err(self.hdf5(key))?;
+        let decoded = chunk.iter().try_fold(element, |n, &d| n.checked_mul(d));
+        let decoded = decoded
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX);
+        self.check_budget(key, 1, decoded)?;
+        let shape = dataset.shape().map_err(self.hdf5(key))?;
+        let count = shape
+            .iter()
+            .zip(&chunk)
+            .try_fold(1u64, |n, (&d, &c)| n.checked_mul(d.div_ceil(c.max(1))));
+        let count = count
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX);
+        self.check_budget(key, count, size_of::<hdf5_pure::Chunk>())?;
+        let file_size = self.file.file_size();
+        for stored in dataset.chunks().map_err(self.hdf5(key))? {
+            let end = stored.address.checked_add(stored.storage_size);
+            if end.is_none_or(|end| end > file_size) {
+                let (at, size) = (stored.address, stored.storage_size);
+                let message = format!(
+                    "the chunk at {:?} claims {size} bytes at offset {at}, past the end of the \
+                     {file_size}-byte file",
+                    stored.offset
+                );
+                return Err(self.error(key, message));
+            }
         }
+        Ok(())
     }
 
     pub(crate) fn group(&self, key: &str) -> Result<Group, IoError> {
@@ -243,8 +286,9 @@ impl H5ad {
 
     /// How many rows of a dataset one window reads: about [`WINDOW_BYTES`] of stored data, at
     /// least one row, and a whole number of chunks along the rows when the dataset is chunked (so
-    /// no chunk is decompressed twice).
-    pub(crate) fn window_rows(&self, key: &str, dataset: &Dataset) -> Result<u64, IoError> {
+    /// no chunk is decompressed twice). `None` when its rows hold no values (a `(n, 0)` shape):
+    /// there is nothing to read, however many rows it declares.
+    pub(crate) fn window_rows(&self, key: &str, dataset: &Dataset) -> Result<Option<u64>, IoError> {
         let shape = dataset.shape().map_err(self.hdf5(key))?;
         let element = dataset.element_size().map_err(self.hdf5(key))?;
         let row_elements = shape
@@ -257,12 +301,15 @@ impl H5ad {
         let row_bytes_usize = usize::try_from(row_bytes)
             .map_err(|_| self.error(key, format!("rows of {row_bytes} bytes are too large")))?;
         self.check_budget(key, 1, row_bytes_usize)?;
-        let rows = (WINDOW_BYTES / row_bytes.max(1)).max(1);
+        if row_bytes == 0 {
+            return Ok(None);
+        }
+        let rows = (WINDOW_BYTES / row_bytes).max(1);
         let chunk_rows = match dataset.chunk_shape().map_err(self.hdf5(key))? {
             Some(chunk) => chunk.first().copied().unwrap_or(1).max(1),
             None => 1,
         };
-        Ok(rows.div_ceil(chunk_rows).saturating_mul(chunk_rows))
+        Ok(Some(rows.div_ceil(chunk_rows).saturating_mul(chunk_rows)))
     }
 
     /// Reads the rows `[start, end)` of a dataset window by window, handing each window (its first
@@ -275,7 +322,9 @@ impl H5ad {
         read: impl Fn(&Dataset, u64, u64) -> Result<Vec<T>, hdf5_pure::Error>,
         mut visit: impl FnMut(u64, Vec<T>) -> Result<(), IoError>,
     ) -> Result<(), IoError> {
-        let window = self.window_rows(key, dataset)?;
+        let Some(window) = self.window_rows(key, dataset)? else {
+            return Ok(());
+        };
         let mut row = start;
         while row < end {
             let count = window.min(end - row);

@@ -96,8 +96,10 @@ fn zeros(h5: &H5ad, key: &str, (rows, columns): (usize, usize)) -> Result<Array2
         .ok_or_else(|| h5.error(key, format!("shape ({rows}, {columns}) is too large")))?;
     let mut values = h5.vec_with_capacity::<f64>(key, count)?;
     values.resize(count, 0.0);
-    // `count` values were just put there.
-    Ok(Array2::from_shape_vec((rows, columns), values).expect("rows × columns values"))
+    // ndarray also refuses a side longer than isize::MAX, even beside a side of 0 (found by
+    // fuzzing: a (2^63, 0) shape panicked here when this was taken for an invariant).
+    Array2::from_shape_vec((rows, columns), values)
+        .map_err(|_| h5.error(key, format!("shape ({rows}, {columns}) is too large")))
 }
 
 fn read_dense(h5: &H5ad, key: &str) -> Result<Array2<f64>, IoError> {

@@ -151,7 +151,8 @@ impl H5adFile {
         Obs::open(&self.h5)?.names(&self.h5)
     }
 
-    /// The `obs` columns a user can choose (the index is not one), sorted as the file lists them.
+    /// The `obs` columns a user can choose (the index is not one): sorted by name, or in record
+    /// order for files older than anndata 0.7.
     pub fn obs_columns(&self) -> Result<Vec<String>, IoError> {
         Ok(Obs::open(&self.h5)?.columns(&self.h5))
     }
