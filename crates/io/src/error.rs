@@ -164,6 +164,15 @@ pub enum IoError {
         available: Vec<String>,
     },
 
+    #[error(
+        "{}: name the obs column that holds the labels, as FILE.h5ad:COLUMN (columns: {})",
+        path.display(), or_none(available)
+    )]
+    H5adNoColumnChosen {
+        path: PathBuf,
+        available: Vec<String>,
+    },
+
     #[error("{}: no epoch records to {action}; the training loop logged no epochs", path.display())]
     NoEpochs { path: PathBuf, action: &'static str },
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoError, Location};
 use crate::format::{Format, ensure_not_empty};
+use crate::h5ad::H5adFile;
 use crate::npy;
 use crate::text::{Comments, Delimiter, Fields, Records};
 
@@ -15,17 +16,21 @@ struct Kind {
     what: &'static str,
     expected: &'static str,
     header_names: &'static [&'static str],
+    /// Whether an `.h5ad` named without a column gives its obs names (ids do, labels do not).
+    obs_names_by_default: bool,
 }
 
 const LABELS: Kind = Kind {
     what: "label",
     expected: "one label per row",
     header_names: &["label", "labels", "t"],
+    obs_names_by_default: false,
 };
 const IDS: Kind = Kind {
     what: "id",
     expected: "one id per row",
     header_names: &["id", "ids"],
+    obs_names_by_default: true,
 };
 
 /// A file of labels or ids, and optionally the column to take from it.
@@ -79,6 +84,7 @@ impl LabelSource {
         ensure_not_empty(path, kind.expected)?;
         let format = Format::of(path)?;
         let delimiter = match format {
+            Format::H5ad => return self.read_h5ad(kind),
             Format::Npy if self.column.is_some() => {
                 return Err(IoError::ColumnNotSupported {
                     path: path.to_path_buf(),
@@ -92,6 +98,20 @@ impl LabelSource {
         let values = read_text_column(path, delimiter, self.column.as_deref(), kind)?;
         tracing::debug!(path = %path.display(), rows = values.len(), "read {}s", kind.what);
         Ok(values)
+    }
+
+    /// An `obs` column of an AnnData file (`rna.h5ad:cell_type`); without a column, the obs names
+    /// as ids, and for labels an error listing the columns to choose from.
+    fn read_h5ad(&self, kind: Kind) -> Result<Vec<String>, IoError> {
+        let file = H5adFile::open(&self.path)?;
+        match &self.column {
+            Some(column) => file.obs_column(column),
+            None if kind.obs_names_by_default => file.obs_names(),
+            None => Err(IoError::H5adNoColumnChosen {
+                path: self.path.clone(),
+                available: file.obs_columns()?,
+            }),
+        }
     }
 }
 
@@ -113,6 +133,9 @@ impl From<&Path> for LabelSource {
 ///   `labels` or `t` (any case). To take another column by its header name, use
 ///   [`LabelSource::parse`]`("meta.csv:cell_type")`.
 ///
+/// * `.h5ad`: an `obs` column named after the file (`rna.h5ad:cell_type`), as
+///   [`H5adFile::obs_column`] reads it.
+///
 /// Blank lines before the first line and after the last value are ignored; a blank line or an
 /// empty field elsewhere is an error naming its line, as is a file without values.
 pub fn read_labels(path: &Path) -> Result<Vec<String>, IoError> {
@@ -120,7 +143,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>, IoError> {
 }
 
 /// Reads one unit id per row: the same forms as [`read_labels`], with `id` or `ids` (any case)
-/// recognised as the header.
+/// recognised as the header; an `.h5ad` named without a column gives its `obs_names`.
 pub fn read_ids(path: &Path) -> Result<Vec<String>, IoError> {
     LabelSource::from(path).read_ids()
 }

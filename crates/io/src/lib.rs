@@ -8,10 +8,14 @@
 //! * [`read_labels`] and [`read_ids`]: one label or unit id per row, from `.npy` (integers or
 //!   fixed-width strings) or from a text column; [`LabelSource`] picks a named column
 //!   (`meta.csv:cell_type`);
-//! * [`read_h5ad_matrix`], [`read_h5ad_obs_column`] and [`read_h5ad_obs_names`]: AnnData `.h5ad`
-//!   files, as single-cell users hold their data: `X` (dense or sparse), a layer or an `obsm`
-//!   embedding ([`H5adMatrix`]), an `obs` column as labels and `obs_names` as ids; [`read_matrix`]
-//!   reads the `X` of an `.h5ad` file;
+//! * [`H5adFile`] (and [`read_h5ad_matrix`], [`read_h5ad_obs_column`], [`read_h5ad_obs_names`]):
+//!   AnnData `.h5ad` files, as single-cell users hold their data, in every layout anndata has
+//!   written: `X` (dense or sparse), a layer or an `obsm` embedding ([`H5adMatrix`]), an `obs`
+//!   column as labels and `obs_names` as ids, read by row windows with no system library;
+//!   [`read_matrix`] reads the `X` of an `.h5ad` file, [`read_labels`] an `obs` column
+//!   (`rna.h5ad:cell_type`);
+//! * [`write_matches_h5ad`]: psa's matches as an AnnData file ([`Matches`]) that anndata and scanpy
+//!   open unchanged, one row per modality-1 row;
 //! * [`check_rows`]: the row counts of two inputs agree;
 //! * [`write_npy_f64`], [`write_npy_f32`], [`write_npy_i64`], [`write_json`], [`write_atomic`]:
 //!   each file appears complete or not at all (written beside its target, then renamed);
@@ -25,9 +29,8 @@
 //! Every error names the file and, where it helps, the line or the row and column at fault
 //! ([`IoError`]).
 //!
-//! Not here: any arithmetic on the data (transforms, matching and metrics live in `psa-core`),
-//! command-line parsing, or writing `.h5ad` files (AnnData is read only; results go out in the
-//! forms above).
+//! Not here: any arithmetic on the data (transforms, matching and metrics live in `psa-core`), or
+//! command-line parsing.
 //!
 //! ```
 //! use ndarray::array;
@@ -42,6 +45,7 @@ mod format;
 mod h5ad;
 mod labels;
 mod matrix;
+mod memory;
 mod monitor;
 mod npy;
 mod output;
@@ -54,9 +58,15 @@ mod text;
 mod write;
 
 pub use error::{IoError, Location};
-pub use h5ad::{H5adMatrix, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column, read_h5ad_obs_names};
+#[doc(hidden)]
+pub use h5ad::read_everything as read_h5ad_everything;
+pub use h5ad::{
+    H5adFile, H5adMatrix, Matches, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column,
+    read_h5ad_obs_names, write_matches_h5ad,
+};
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;
+pub use memory::physical_memory;
 pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };

@@ -1,14 +1,13 @@
 //! Reading an `n × d` matrix (scores, logits, features) from whatever a user saved it as, and
-//! refusing NaN or infinite values at the door, with the row and column, so that no solver
-//! downstream has to guess where a NaN came from.
+//! refusing NaN or infinite values at the door, with the row and column (`format::check_finite`).
 
 use std::path::Path;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 
 use crate::error::IoError;
-use crate::format::{Format, ensure_not_empty};
-use crate::h5ad::{H5adMatrix, is_h5ad, read_h5ad_matrix};
+use crate::format::{Format, check_finite, ensure_not_empty};
+use crate::h5ad::{H5adMatrix, read_h5ad_matrix};
 use crate::npy;
 use crate::text::{Comments, Delimiter, Fields, Records};
 
@@ -26,11 +25,13 @@ const EXPECTED: &str = "an n × d matrix";
 /// Errors name the file, and the line and column (1-based, text) or the row and column (0-based,
 /// for NaN or infinite values) at fault.
 pub fn read_matrix(path: &Path) -> Result<Array2<f64>, IoError> {
-    if is_h5ad(path) {
-        return read_h5ad_matrix(path, &H5adMatrix::X);
+    let format = Format::of(path)?;
+    if format != Format::H5ad {
+        ensure_not_empty(path, EXPECTED)?;
     }
-    ensure_not_empty(path, EXPECTED)?;
-    let matrix = match Format::of(path)? {
+    let matrix = match format {
+        // Its own reader says what an empty .h5ad should have been, and checks finiteness.
+        Format::H5ad => return read_h5ad_matrix(path, &H5adMatrix::X),
         Format::Npy => npy::read_matrix(path)?,
         Format::Csv => read_text(path, Delimiter::Comma)?,
         Format::Tsv => read_text(path, Delimiter::Tab)?,
@@ -82,19 +83,6 @@ fn read_text(path: &Path, delimiter: Delimiter) -> Result<Array2<f64>, IoError> 
     let rows = values.len() / columns;
     // Every accepted record pushed exactly `columns` values.
     Ok(Array2::from_shape_vec((rows, columns), values).expect("rows × columns values"))
-}
-
-/// Fails on the first NaN or infinite value in row-major order, naming its row and column.
-pub(crate) fn check_finite(path: &Path, matrix: ArrayView2<f64>) -> Result<(), IoError> {
-    match matrix.indexed_iter().find(|(_, value)| !value.is_finite()) {
-        None => Ok(()),
-        Some(((row, column), &value)) => Err(IoError::NonFinite {
-            path: path.to_path_buf(),
-            row,
-            column,
-            value,
-        }),
-    }
 }
 
 #[cfg(test)]
