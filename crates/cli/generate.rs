@@ -50,9 +50,12 @@ pub struct CommonArgs {
     /// Units per group; each unit is observed once in each modality (12 groups).
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub n_per_group: u64,
-    /// Output directory (created; files of the same names are replaced).
+    /// Output directory, replaced as a whole when the data are written.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long)]
+    pub force: bool,
     /// Seed of the latents, the shuffles and the modality noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -100,6 +103,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let start = Instant::now();
     match args.data {
         DataSet::Images(args) => {
+            let out = OutputDir::create(&args.common.out, args.common.force)?;
             let config = ImageConfig {
                 n_per_group: args.common.n_per_group as usize,
                 size: args.size as usize,
@@ -110,10 +114,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             };
             let data = generate_images(&config);
             log_generated(&data, start);
-            write(&args.common.out, "images", &config, &data, write_npy_f32)?;
+            write(out, "images", &config, &data, write_npy_f32)?;
             report(&args.common.out, "images", &data, start, |x| x.shape());
         }
         DataSet::Tabular(args) => {
+            let out = OutputDir::create(&args.common.out, args.common.force)?;
             let config = TabularConfig {
                 n_per_group: args.common.n_per_group as usize,
                 d1: args.d1 as usize,
@@ -127,7 +132,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             let data = generate_tabular(&config);
             log_generated(&data, start);
             let write_x = |path: &Path, x: &Array2<f32>| psa_io::write_npy_f32(path, x.view());
-            write(&args.common.out, "tabular", &config, &data, write_x)?;
+            write(out, "tabular", &config, &data, write_x)?;
             report(&args.common.out, "tabular", &data, start, |x| x.shape());
         }
     }
@@ -142,15 +147,14 @@ fn log_generated<X>(data: &Paired<X>, start: Instant) {
     );
 }
 
-/// Writes both modalities and `generate.json` into `dir`, all or nothing.
+/// Writes both modalities and `generate.json` into `out` and commits it: all or nothing.
 fn write<X>(
-    dir: &Path,
+    out: OutputDir,
     kind: &str,
     config: &impl Serialize,
     data: &Paired<X>,
     write_x: impl Fn(&Path, &X) -> Result<(), IoError>,
 ) -> Result<()> {
-    let out = OutputDir::create(dir)?;
     for (e, m) in [(1, &data.modality1), (2, &data.modality2)] {
         write_x(&out.path(format!("x{e}.npy")), &m.x)?;
         let labels = Array2::from_shape_vec((m.len(), 1), m.labels.clone())?;

@@ -56,9 +56,12 @@ pub struct MatchArgs {
     /// Modality-2 labels t, one per row.
     #[arg(long, value_name = "L2")]
     pub labels2: String,
-    /// Output directory (created; files are replaced only when the run succeeds).
+    /// Output directory, replaced as a whole when the run succeeds (left as it was otherwise).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long)]
+    pub force: bool,
 
     /// .h5ad inputs: read this layer instead of X (both modalities; see --layer1/--layer2).
     #[arg(long, value_name = "NAME", help_heading = "AnnData inputs")]
@@ -253,7 +256,7 @@ impl MatchArgs {
 pub fn run(args: MatchArgs) -> Result<()> {
     let config = args.run_config();
     config.solve.validate()?;
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create(&args.out, args.force)?;
     let hardware = Hardware::select(args.backend)?;
     let inputs = read_inputs(&args, &hardware, &out)?;
     let engine = hardware.engine(args.gpu_cost)?;

@@ -15,8 +15,10 @@
 //! * [`check_rows`]: the row counts of two inputs agree;
 //! * [`write_npy_f64`], [`write_npy_f32`], [`write_npy_i64`], [`write_json`], [`write_atomic`]:
 //!   each file appears complete or not at all (written beside its target, then renamed);
-//! * [`OutputDir`]: a run's whole output directory, staged beside the final one and moved into
-//!   place by [`OutputDir::commit`], so a failed run leaves no partial results;
+//! * [`OutputDir`]: a run's whole output directory, staged beside the final one and swapped in
+//!   for it by [`OutputDir::commit`], so the directory holds exactly one run: a failed,
+//!   interrupted or concurrent run leaves no partial results ([`abandon_unfinished_outputs`]
+//!   for signal handlers);
 //! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
 //!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
 //!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
@@ -58,7 +60,7 @@ pub use matrix::read_matrix;
 pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };
-pub use output::OutputDir;
+pub use output::{Abandoned, OutputDir, RUN_MARKER, abandon_unfinished_outputs};
 pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary};
 pub use write::{write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64};
 
