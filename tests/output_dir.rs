@@ -2,7 +2,7 @@
 //! real processes and real signals (`kill`). A run replaces DIR as a whole; a directory psa did
 //! not write is refused unless `--force`; a second run on a busy DIR fails at once naming the
 //! first; SIGINT and SIGTERM leave DIR as it was and no staging directory; what a SIGKILL leaves
-//! is removed by the next run.
+//! is removed by the next run; an oversized request is one line, not an abort.
 //!
 //! The long runs to interrupt are `psa generate images` on a data set that takes minutes to draw;
 //! each is stopped as soon as its staging directory appears, so it costs a fraction of a second.
@@ -389,4 +389,49 @@ fn a_second_run_on_a_busy_directory_fails_at_once_naming_the_first() {
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(listing(work.dir.path()).is_empty(), "nothing was written");
     run_ok(&work, &quick("res"));
+}
+
+#[test]
+fn a_data_set_larger_than_memory_is_one_line_before_any_work() {
+    let work = Work::new();
+    for (args, needs) in [
+        (
+            vec!["generate", "tabular", "--n-per-group", "1000000000"],
+            "error: --n-per-group 1000000000 (with --d1 50, --d2 30, --hidden 64) needs 15 TiB \
+             for x1.npy and x2.npy (with labels, ids and latents); this machine has ",
+        ),
+        (
+            vec!["generate", "images", "--n-per-group", "1000000000"],
+            "error: --n-per-group 1000000000 needs 270 TiB for x1.npy and x2.npy (with labels, \
+             ids and latents); this machine has ",
+        ),
+        (
+            vec![
+                "generate",
+                "images",
+                "--n-per-group",
+                "18446744073709551615",
+            ],
+            "error: --n-per-group 18446744073709551615 needs more than 16 EiB for x1.npy and \
+             x2.npy (with labels, ids and latents); this machine has ",
+        ),
+        (
+            vec![
+                "generate",
+                "tabular",
+                "--n-per-group",
+                "1",
+                "--d1",
+                "18446744073709551615",
+            ],
+            "needs more than 16 EiB",
+        ),
+    ] {
+        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        args.extend(["--out".into(), "big".into()]);
+        let error = run_fails(&work, &args);
+        assert!(error.contains(needs), "{error}\nwant: {needs}");
+        assert!(error.ends_with(" available"), "{error}");
+    }
+    assert!(listing(work.dir.path()).is_empty());
 }

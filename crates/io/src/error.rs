@@ -178,6 +178,21 @@ pub enum IoError {
         cause: std::io::Error,
     },
 
+    /// An allocation that would not fit in memory, refused before it is tried
+    /// ([`crate::ensure_memory`]). `option` is what the user asked for, e.g. `--topk 1000000`.
+    #[error(
+        "{option} needs {} for {output}; this machine has {} available",
+        crate::resources::human_bytes(*needed),
+        crate::resources::human_bytes(Some(*available))
+    )]
+    OutOfMemory {
+        option: String,
+        output: String,
+        /// `None` when the size does not even fit in 64 bits.
+        needed: Option<u64>,
+        available: u64,
+    },
+
     #[error("{}: cannot open as HDF5, the format of .h5ad files: {cause}", path.display())]
     NotHdf5 { path: PathBuf, cause: String },
 

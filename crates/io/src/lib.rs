@@ -19,6 +19,8 @@
 //!   for it by [`OutputDir::commit`], so the directory holds exactly one run: a failed,
 //!   interrupted or concurrent run leaves no partial results ([`abandon_unfinished_outputs`]
 //!   for signal handlers);
+//! * [`ensure_memory`]: refuses, in one line naming the option and the size, an output too
+//!   large for the machine, before allocating it;
 //! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
 //!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
 //!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
@@ -47,6 +49,7 @@ mod matrix;
 mod monitor;
 mod npy;
 mod output;
+mod resources;
 pub mod summary;
 #[cfg(test)]
 mod testutil;
@@ -61,6 +64,7 @@ pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };
 pub use output::{Abandoned, OutputDir, RUN_MARKER, abandon_unfinished_outputs};
+pub use resources::{available_memory, bytes_of, ensure_memory};
 pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary};
 pub use write::{write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64};
 
