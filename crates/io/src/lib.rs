@@ -43,6 +43,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h5ad;
 mod labels;
 mod matrix;
