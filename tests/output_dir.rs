@@ -4,8 +4,9 @@
 //! first; SIGINT and SIGTERM leave DIR as it was and no staging directory; what a SIGKILL leaves
 //! is removed by the next run; an oversized request is one line, not an abort.
 //!
-//! The long runs to interrupt are `psa generate images` on a data set that takes minutes to draw;
-//! each is stopped as soon as its staging directory appears, so it costs a fraction of a second.
+//! The long runs to interrupt are `psa generate images` on a data set that takes many seconds to
+//! draw; each is stopped as soon as its staging directory appears, so it costs a fraction of a
+//! second.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ fn quick(out: &str) -> Vec<String> {
         .to_vec()
 }
 
-/// `psa generate images` that would run for minutes (12 × 3000 images of 64 × 64 per modality).
+/// `psa generate images` that would run for many seconds (12 × 6000 images of 32 × 32 per
+/// modality, on one thread; its memory check asks for 1.8 GB).
 fn long(out: &str) -> Vec<String> {
     [
         "--threads",
@@ -33,9 +35,9 @@ fn long(out: &str) -> Vec<String> {
         "generate",
         "images",
         "--n-per-group",
-        "3000",
+        "6000",
         "--size",
-        "64",
+        "32",
         "--out",
         out,
     ]
@@ -379,7 +381,7 @@ fn a_second_run_on_a_busy_directory_fails_at_once_naming_the_first() {
     );
     assert!(error.starts_with(&holder), "{error}");
     assert!(
-        error.contains(" UTC: psa --threads 1 generate images --n-per-group 3000")
+        error.contains(" UTC: psa --threads 1 generate images --n-per-group 6000")
             && error.ends_with("wait for it to finish or choose another output directory"),
         "{error}"
     );
