@@ -1240,17 +1240,17 @@ fn csv_fortran_npy_and_text_labels_read_as_the_same_problem() {
 // ------------------------------------------------------------------------------------------------
 // 9. Bad input: one `error:` line naming the culprit, and no output.
 
-/// Runs `psa match ARGS` twice — into a fresh DIR and into an existing DIR holding a marker —
-/// and checks that it fails with one `error:` line holding every one of `needles`, leaving no
-/// output (and no staging directory) behind.
+/// Runs `psa match ARGS` twice — into a fresh DIR and, with `--force`, into an existing DIR
+/// holding a file of the user's — and checks that it fails with one `error:` line holding every
+/// one of `needles`, leaving no output (and no staging directory) behind.
 fn assert_fails(work: &Work, case: &str, args: &[String], needles: &[&str]) {
     let before = listing(work.dir.path());
     let fresh = work.path(&format!("out-{case}"));
     let existing = work.path(&format!("kept-{case}"));
     fs::create_dir(&existing).unwrap();
     fs::write(existing.join("marker.txt"), "mine").unwrap();
-    for out in [&fresh, &existing] {
-        let output = work.psa(match_args(out, args));
+    for (out, force) in [(&fresh, None), (&existing, Some("--force".to_owned()))] {
+        let output = work.psa(match_args(out, args).into_iter().chain(force));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{case}: psa succeeded:\n{stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();

@@ -10,6 +10,7 @@ mod commands;
 mod flags;
 mod hardware;
 mod inputs;
+mod interrupt;
 mod logging;
 
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
+    if let Err(err) = interrupt::install() {
+        tracing::warn!(
+            "cannot handle SIGINT/SIGTERM ({err}); an interrupted run leaves its staging directory"
+        );
+    }
     if let Some(threads) = cli.threads
         && let Err(err) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)

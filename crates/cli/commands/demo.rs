@@ -54,6 +54,9 @@ pub struct DemoArgs {
     /// modality-1 latents the demo's FOSCTTM uses).
     #[arg(long, value_name = "DIR")]
     pub write_data: Option<std::path::PathBuf>,
+    /// Replace the --write-data DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long, requires = "write_data")]
+    pub force: bool,
 }
 
 /// The demo's classifier when no flag says otherwise.
@@ -103,6 +106,12 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
     }) as usize;
     let folds = args.folds.unwrap_or(if args.full { 5 } else { 2 }) as usize;
     let started = Instant::now();
+    // Locked and checked now, not after the training: a busy or foreign DIR fails at once.
+    let data_out = args
+        .write_data
+        .as_deref()
+        .map(|dir| psa_io::OutputDir::create(dir, args.force))
+        .transpose()?;
     let (m1, m2, ids, latents, description) = synthetic(&args, n_per_group);
     tracing::info!("synthetic data: {description}");
 
@@ -122,8 +131,8 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
         )?);
     }
     let train_seconds = train_start.elapsed().as_secs_f64();
-    if let Some(dir) = &args.write_data {
-        write_data(dir, [&m1, &m2], &fitted, &ids, &latents)?;
+    if let Some(out) = data_out {
+        write_data(out, [&m1, &m2], &fitted, &ids, &latents)?;
     }
 
     let problem = Problem::from_scores(
@@ -301,13 +310,12 @@ fn out_of_sample_quality(f: &CrossFitted, class_of_row: &[usize]) -> (f64, f64) 
 
 /// What the demo matched, as `.npy` files `psa match` reads.
 fn write_data(
-    dir: &std::path::Path,
+    out: psa_io::OutputDir,
     modalities: [&Modality; 2],
     fitted: &[CrossFitted],
     ids: &Ground,
     latents: &Latents,
 ) -> Result<()> {
-    let out = psa_io::OutputDir::create(dir)?;
     let column = |values: &[String], prefix: &str| -> Result<ndarray::Array2<i64>> {
         let v = values
             .iter()
@@ -325,6 +333,7 @@ fn write_data(
         psa_io::write_npy_f64(&name("latents"), latents[e].view())?;
     }
     psa_io::write_npy_f64(&out.path("features1.npy"), latents[0].view())?;
+    let dir = out.final_dir().to_path_buf();
     out.commit()?;
     tracing::info!("wrote the demo's data to {}", dir.display());
     Ok(())

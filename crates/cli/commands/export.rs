@@ -22,9 +22,12 @@ pub struct ExportArgs {
     /// A run directory written by `psa match` (or by `psa export`).
     #[arg(long, value_name = "DIR", help_heading = INPUTS)]
     pub run: PathBuf,
-    /// Where to write the outputs (created; replaced only when the export succeeds).
+    /// Where to write the outputs, replaced as a whole when the export succeeds.
     #[arg(long, value_name = "DIR2", help_heading = INPUTS)]
     pub out: PathBuf,
+    /// Replace DIR2 even if it holds files psa did not write (they are deleted).
+    #[arg(long, help_heading = INPUTS)]
+    pub force: bool,
     #[command(flatten)]
     #[serde(flatten)]
     pub outputs: OutputArgs,
@@ -54,7 +57,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         }
         None => None,
     };
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create(&args.out, args.force)?;
     let hardware = Hardware::select(args.hardware.backend)?;
     let matcher = hardware.matcher(args.hardware.gpu_cost)?;
     tracing::info!(

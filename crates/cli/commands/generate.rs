@@ -10,8 +10,9 @@
 //! * `latentsE.npy`: float64 `n × 4`, the objects' positions `z` (`--latents1`);
 //!
 //! and `generate.json`: the settings and the intervention behind each label. The directory
-//! appears complete or not at all ([`OutputDir`]). The generators are `psa_core::synthetic`'s;
-//! this file parses flags and writes files.
+//! appears complete or not at all ([`OutputDir`]), and a data set too large for the machine's
+//! memory is refused before it is drawn. The generators are `psa_core::synthetic`'s; this file
+//! parses flags and writes files.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -50,9 +51,12 @@ pub struct CommonArgs {
     /// Units per group; each unit is observed once in each modality (12 groups).
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub n_per_group: u64,
-    /// Output directory (created; files of the same names are replaced).
+    /// Output directory, replaced as a whole when the data are written.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub seed: crate::flags::SeedArg,
 }
@@ -99,6 +103,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let start = Instant::now();
     match args.data {
         DataSet::Images(args) => {
+            let pixels = u128::from(3 * args.size * args.size);
+            let option = format!("--n-per-group {}", args.common.n_per_group);
+            ensure_memory(&option, args.common.n_per_group, 2 * pixels * 4, 0)?;
+            let out = OutputDir::create(&args.common.out, args.common.force)?;
             let config = ImageConfig {
                 n_per_group: args.common.n_per_group as usize,
                 size: args.size as usize,
@@ -109,10 +117,25 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             };
             let data = generate_images(&config);
             log_generated(&data, start);
-            write(&args.common.out, "images", &config, &data, write_npy_f32)?;
+            write(out, "images", &config, &data, write_npy_f32)?;
             report(&args.common.out, "images", &data, start, |x| x.shape());
         }
         DataSet::Tabular(args) => {
+            // x1 and x2 as float32, and while a modality is drawn, its hidden layer and x in f64;
+            // the maps' weights (4 × hidden, hidden × d) do not grow with the units.
+            let (d1, d2, hidden) = (
+                u128::from(args.d1),
+                u128::from(args.d2),
+                u128::from(args.hidden),
+            );
+            let x_bytes = (d1 + d2) * 4 + (hidden + d1.max(d2)) * 8;
+            let maps = hidden.saturating_mul(5 + d1 + d2).saturating_mul(8);
+            let option = format!(
+                "--n-per-group {} (with --d1 {}, --d2 {}, --hidden {})",
+                args.common.n_per_group, args.d1, args.d2, args.hidden
+            );
+            ensure_memory(&option, args.common.n_per_group, x_bytes, maps)?;
+            let out = OutputDir::create(&args.common.out, args.common.force)?;
             let config = TabularConfig {
                 n_per_group: args.common.n_per_group as usize,
                 d1: args.d1 as usize,
@@ -126,10 +149,31 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             let data = generate_tabular(&config);
             log_generated(&data, start);
             let write_x = |path: &Path, x: &Array2<f32>| psa_io::write_npy_f32(path, x.view());
-            write(&args.common.out, "tabular", &config, &data, write_x)?;
+            write(out, "tabular", &config, &data, write_x)?;
             report(&args.common.out, "tabular", &data, start, |x| x.shape());
         }
     }
+    Ok(())
+}
+
+/// Refuses a data set that would not fit in memory, before anything is drawn or allocated:
+/// `x_bytes` per unit for x1 and x2 (and what drawing them holds) plus the latents, labels and
+/// ids every unit has, for `n_per_group` units in each group, and `fixed` bytes besides.
+/// `option` names the flags that decide the size. (u128: flags are u64, their products are not.)
+fn ensure_memory(option: &str, n_per_group: u64, x_bytes: u128, fixed: u128) -> Result<()> {
+    // Per unit: z and each modality's latents (3 × 4 f64), two int64 labels, two ids (a String
+    // of 7 characters: 24 bytes + 8 on the heap).
+    const OTHER_BYTES: u128 = 3 * 4 * 8 + 2 * 8 + 2 * 32;
+    let groups = (4 * psa_core::synthetic::interventions::DO_VALUES.len()) as u128;
+    let needed = u128::from(n_per_group)
+        .checked_mul(groups * (x_bytes + OTHER_BYTES))
+        .and_then(|bytes| bytes.checked_add(fixed))
+        .and_then(|bytes| u64::try_from(bytes).ok());
+    psa_io::ensure_memory(
+        option,
+        "x1.npy and x2.npy (with labels, ids and latents)",
+        needed,
+    )?;
     Ok(())
 }
 
@@ -141,15 +185,14 @@ fn log_generated<X>(data: &Paired<X>, start: Instant) {
     );
 }
 
-/// Writes both modalities and `generate.json` into `dir`, all or nothing.
+/// Writes both modalities and `generate.json` into `out` and commits it: all or nothing.
 fn write<X>(
-    dir: &Path,
+    out: OutputDir,
     kind: &str,
     config: &impl Serialize,
     data: &Paired<X>,
     write_x: impl Fn(&Path, &X) -> Result<(), IoError>,
 ) -> Result<()> {
-    let out = OutputDir::create(dir)?;
     for (e, m) in [(1, &data.modality1), (2, &data.modality2)] {
         write_x(&out.path(format!("x{e}.npy")), &m.x)?;
         let labels = Array2::from_shape_vec((m.len(), 1), m.labels.clone())?;

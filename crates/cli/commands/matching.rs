@@ -67,9 +67,12 @@ pub struct MatchArgs {
     /// Modality-2 labels t, one per row.
     #[arg(long, value_name = "L2", help_heading = INPUTS)]
     pub labels2: String,
-    /// Output directory (created; replaced only when the run succeeds).
+    /// Output directory, replaced as a whole when the run succeeds (left as it was otherwise).
     #[arg(long, value_name = "DIR", help_heading = INPUTS)]
     pub out: PathBuf,
+    /// Replace DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long, help_heading = INPUTS)]
+    pub force: bool,
     /// What the score files hold.
     #[arg(long, value_enum, default_value_t = ScoresKindArg::Logits, help_heading = INPUTS, hide_short_help = true)]
     pub scores_kind: ScoresKindArg,
@@ -109,7 +112,7 @@ pub const DEFAULT_TOL: f64 = 1e-6;
 pub fn run(args: MatchArgs) -> Result<()> {
     let solve = args.transport.sinkhorn.solve_options(DEFAULT_TOL);
     solve.validate()?;
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create(&args.out, args.force)?;
     let hardware = Hardware::select(args.hardware.backend)?;
     let inputs = read_inputs(&args, &hardware, &out)?;
     let matcher = hardware.matcher(args.hardware.gpu_cost)?;

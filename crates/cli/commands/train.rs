@@ -27,6 +27,9 @@ pub struct TrainArgs {
     /// output order, standardisation), training.csv, training.png.
     #[arg(long, value_name = "MODEL_DIR")]
     pub out: PathBuf,
+    /// Replace MODEL_DIR even if it holds files psa did not write (they are deleted).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub h5ad: H5adChoice,
     /// Image stacks are n × H × W × C.
@@ -41,7 +44,7 @@ pub struct TrainArgs {
 }
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
-    let out = OutputDir::create(&args.out)?;
+    let out = OutputDir::create(&args.out, args.force)?;
     let features = read_features(&args.x, &args.h5ad, args.channels_last)?;
     let labels = read_labels(&args.labels, &args.x)?;
     psa_io::check_rows(

@@ -133,8 +133,65 @@ pub enum IoError {
     #[error("{}: not a directory path (it has no final component)", path.display())]
     NotADirectoryPath { path: PathBuf },
 
-    #[error("{}: exists and is not a directory; choose another output directory", path.display())]
+    #[error(
+        "{}: exists and is a file, not a directory; psa writes a directory of results there, so \
+         choose another output directory",
+        path.display()
+    )]
     NotADirectory { path: PathBuf },
+
+    /// An output directory that holds files but no [`crate::RUN_MARKER`]: psa replaces its
+    /// output directory as a whole and does not delete what it did not write unless forced.
+    #[error(
+        "{}: holds {count} {} that psa did not write ({}) and no {marker}; psa replaces its \
+         output directory as a whole, so choose a new or empty directory, or pass --force to \
+         replace this one",
+        path.display(),
+        if *count == 1 { "entry" } else { "entries" },
+        examples.join(", ") + if examples.len() < *count { ", …" } else { "" },
+        marker = crate::RUN_MARKER
+    )]
+    NotPsaOutput {
+        path: PathBuf,
+        count: usize,
+        examples: Vec<String>,
+    },
+
+    /// Another process holds the output directory's lock; `holder` says which run it is.
+    #[error(
+        "{}: another psa run is writing here ({holder}); wait for it to finish or choose another \
+         output directory",
+        path.display()
+    )]
+    Busy { path: PathBuf, holder: String },
+
+    /// Both renames of the swap failed: the new run is not in place and the previous one could
+    /// not be moved back; it is kept whole under `kept`.
+    #[error(
+        "{}: {cause}; the previous run could not be moved back and is kept whole in {}",
+        path.display(),
+        kept.display()
+    )]
+    PreviousRunKept {
+        path: PathBuf,
+        kept: PathBuf,
+        cause: std::io::Error,
+    },
+
+    /// An allocation that would not fit in memory, refused before it is tried
+    /// ([`crate::ensure_memory`]). `option` is what the user asked for, e.g. `--topk 1000000`.
+    #[error(
+        "{option} needs {} for {output}; this machine has {} available",
+        crate::resources::human_bytes(*needed),
+        crate::resources::human_bytes(Some(*available))
+    )]
+    OutOfMemory {
+        option: String,
+        output: String,
+        /// `None` when the size does not even fit in 64 bits.
+        needed: Option<u64>,
+        available: u64,
+    },
 
     #[error("{}: cannot open as HDF5, the format of .h5ad files: {cause}", path.display())]
     NotHdf5 { path: PathBuf, cause: String },

@@ -19,8 +19,12 @@
 //! * [`check_rows`]: the row counts of two inputs agree;
 //! * [`write_npy_f64`], [`write_npy_f32`], [`write_npy_i64`], [`write_json`], [`write_atomic`]:
 //!   each file appears complete or not at all (written beside its target, then renamed);
-//! * [`OutputDir`]: a run's whole output directory, staged beside the final one and moved into
-//!   place by [`OutputDir::commit`], so a failed run leaves no partial results;
+//! * [`OutputDir`]: a run's whole output directory, staged beside the final one and swapped in
+//!   for it by [`OutputDir::commit`], so the directory holds exactly one run: a failed,
+//!   interrupted or concurrent run leaves no partial results ([`abandon_unfinished_outputs`]
+//!   for signal handlers);
+//! * [`ensure_memory`]: refuses, in one line naming the option and the size, an output too
+//!   large for the machine, before allocating it;
 //! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
 //!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
 //!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
@@ -42,13 +46,15 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h5ad;
 mod labels;
 mod matrix;
-mod memory;
 mod monitor;
 mod npy;
 mod output;
+mod resources;
 mod results;
 pub mod run;
 pub mod summary;
@@ -66,11 +72,11 @@ pub use h5ad::{
 };
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;
-pub use memory::physical_memory;
 pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };
-pub use output::OutputDir;
+pub use output::{Abandoned, OutputDir, RUN_MARKER, abandon_unfinished_outputs};
+pub use resources::{available_memory, bytes_of, ensure_memory, physical_memory};
 pub use results::{
     CouplingFiles, MAX_LABEL_FILE_CHARS, OutputRequest, file_name_for_label, write_results,
 };

@@ -72,6 +72,7 @@ impl NpyFile {
         let file = File::open(path).with_path(path)?;
         let file_bytes = file.metadata().with_path(path)?.len();
         let mut reader = BufReader::new(file);
+        check_header_length(path, &mut reader, file_bytes)?;
         let header = Header::from_reader(&mut reader).map_err(|err| match err {
             ReadHeaderError::Io(source) => IoError::io(path, source),
             ReadHeaderError::Parse(cause) => IoError::NpyHeader {
@@ -160,6 +161,69 @@ impl NpyFile {
         self.reader.read_to_end(&mut bytes).with_path(&self.path)?;
         Ok((self, bytes))
     }
+}
+
+/// Fails with a message that says what is wrong when the header length in the preamble (magic,
+/// version, length) points past the end of the file; ndarray-npy would only say "failed to fill
+/// whole buffer". Leaves the reader at the start of the file. Other defects (wrong magic,
+/// unknown version, a bad dictionary) are left to the parser, whose messages name them.
+fn check_header_length(
+    path: &Path,
+    reader: &mut BufReader<File>,
+    file_bytes: u64,
+) -> Result<(), IoError> {
+    let mut preamble = Vec::with_capacity(12);
+    reader
+        .by_ref()
+        .take(12)
+        .read_to_end(&mut preamble)
+        .with_path(path)?;
+    reader.rewind().with_path(path)?;
+    let problem = header_length_problem(&preamble, file_bytes);
+    match problem {
+        None => Ok(()),
+        Some(message) => Err(IoError::NpyData {
+            path: path.to_path_buf(),
+            message: format!("not a valid .npy file: {message} (truncated or corrupt)"),
+        }),
+    }
+}
+
+/// What is wrong with the header length of a file that starts with `preamble` (its first 12
+/// bytes, or fewer) and holds `file_bytes` bytes.
+fn header_length_problem(preamble: &[u8], file_bytes: u64) -> Option<String> {
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    if !preamble.starts_with(MAGIC) {
+        return None;
+    }
+    // Version 1 stores the header length in 2 bytes, versions 2 and 3 in 4.
+    let width = match preamble.get(6) {
+        Some(1) => 2,
+        Some(2 | 3) => 4,
+        Some(_) => return None,
+        None => {
+            return Some(format!(
+                "the file ends after {file_bytes} bytes, inside the preamble"
+            ));
+        }
+    };
+    let prefix = MAGIC.len() + 2 + width;
+    let Some(length) = preamble.get(MAGIC.len() + 2..prefix) else {
+        return Some(format!(
+            "the file ends after {file_bytes} bytes, inside the preamble"
+        ));
+    };
+    let claimed = length
+        .iter()
+        .rev()
+        .fold(0u64, |value, &byte| (value << 8) | u64::from(byte));
+    let left = file_bytes.saturating_sub(prefix as u64);
+    (claimed > left).then(|| {
+        format!(
+            "the header claims {claimed} bytes but the file has {left} after the {prefix}-byte \
+             preamble"
+        )
+    })
 }
 
 /// Reads a float32 or float64 `n × d` array as f64 in standard (row-major) layout.
@@ -337,6 +401,48 @@ mod tests {
         let err = read_matrix(&path).unwrap_err().to_string();
         assert!(
             err.contains("huge.npy") && err.contains("16 bytes of data"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_header_length_says_what_it_claims_and_what_the_file_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut bytes = npy_bytes("<f8", false, &[1, 2], &data);
+        bytes[8..10].copy_from_slice(&60_000u16.to_le_bytes());
+        let path = write_file(dir.path(), "corrupt.npy", &bytes);
+        let err = read_matrix(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: not a valid .npy file: the header claims 60000 bytes but the file has 134 \
+                 after the 10-byte preamble (truncated or corrupt)",
+                path.display()
+            )
+        );
+        // Version 2 (4-byte length), and a file that ends inside the preamble.
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend(0x0100_0000u32.to_le_bytes());
+        v2.extend(b"{'descr'");
+        let path = write_file(dir.path(), "v2.npy", &v2);
+        let err = read_column(&path, "label", "one label per row")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "the header claims 16777216 bytes but the file has 8 after the 12-byte \
+                 preamble (truncated or corrupt)"
+            ),
+            "{err}"
+        );
+        let path = write_file(dir.path(), "short.npy", b"\x93NUMPY\x01\x00\x10");
+        let err = read_matrix(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "not a valid .npy file: the file ends after 9 bytes, inside the preamble \
+                 (truncated or corrupt)"
+            ),
             "{err}"
         );
     }

@@ -141,12 +141,17 @@ impl Records {
             return Ok(None);
         };
         let quoted = self.delimiter != Delimiter::Whitespace;
-        while quoted && text.matches('"').count() % 2 == 1 {
+        // Quotes are counted line by line: recounting the whole record after each line would be
+        // quadratic in the length of a file with an unclosed quote near its start.
+        let mut quotes = text.matches('"').count();
+        while quoted && quotes % 2 == 1 {
             text.push('\n');
+            let start = text.len();
             if !self.read_line(text)? {
                 let message = "a quoted field is not closed by the end of the file";
                 return Err(self.syntax(at.line, message));
             }
+            quotes += text[start..].matches('"').count();
         }
         Ok(Some(at))
     }

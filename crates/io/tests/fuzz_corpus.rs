@@ -1,14 +1,15 @@
-//! Replays the corpus of the `.h5ad` fuzz target (`fuzz/corpus/h5ad/` at the repository root,
-//! minimised, findings included) through the function the target calls, so that a plain
-//! `cargo test` catches a regression without a timed fuzz run: each input must give a value or an
-//! error, never a panic.
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/` at the repository root) through the
+//! same harnesses `cargo fuzz` runs (`psa_io::fuzzing`): every input must be read without a panic
+//! or an abort (errors are fine). This is how CI catches a regression of a fuzzing finding
+//! without a timed fuzzing run; see fuzz/README.md for the fuzzing itself.
 
 use std::fs;
-use std::panic;
 use std::path::{Path, PathBuf};
 
-fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/h5ad");
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -17,9 +18,41 @@ fn corpus() -> Vec<PathBuf> {
     files
 }
 
+/// Runs `harness` on every corpus file of `target`, which must hold at least `at_least` files
+/// (so a lost corpus fails rather than passes vacuously).
+fn replay(target: &str, at_least: usize, harness: fn(&Path, &[u8])) {
+    let files = corpus(target);
+    assert!(
+        files.len() >= at_least,
+        "fuzz/corpus/{target} holds {} files, expected at least {at_least}",
+        files.len()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    for file in &files {
+        let data = fs::read(file).unwrap();
+        let outcome = std::panic::catch_unwind(|| harness(scratch.path(), &data));
+        assert!(outcome.is_ok(), "{}: the reader panicked", file.display());
+    }
+}
+
 #[test]
-fn every_corpus_input_reads_or_fails_without_panicking() {
-    let files = corpus();
+fn npy_corpus_reads_without_panics() {
+    replay("npy", 50, psa_io::fuzzing::npy);
+}
+
+#[test]
+fn text_matrix_corpus_reads_without_panics() {
+    replay("text_matrix", 50, psa_io::fuzzing::text_matrix);
+}
+
+#[test]
+fn labels_corpus_reads_without_panics() {
+    replay("labels", 50, psa_io::fuzzing::labels);
+}
+
+#[test]
+fn h5ad_corpus_reads_or_fails_without_panicking() {
+    let files = corpus("h5ad");
     assert!(
         files.len() >= 5,
         "the h5ad corpus holds {} files",
@@ -29,7 +62,7 @@ fn every_corpus_input_reads_or_fails_without_panicking() {
     let mut values = 0;
     for file in &files {
         let bytes = fs::read(file).unwrap();
-        match panic::catch_unwind(|| psa_io::read_h5ad_everything(&bytes)) {
+        match std::panic::catch_unwind(|| psa_io::read_h5ad_everything(&bytes)) {
             Ok(read) => values += read,
             Err(_) => panicked.push(file.display().to_string()),
         }

@@ -99,7 +99,7 @@ fn round_trip(solved: &dyn Solved) {
     let run_dir = root.path().join("run1");
     let input = root.path().join("scores1.npy");
     std::fs::write(&input, b"abc").unwrap();
-    let out = OutputDir::create(&run_dir).unwrap();
+    let out = OutputDir::create(&run_dir, false).unwrap();
     write_results(solved, &request(), &out).unwrap();
     let inputs = vec![InputFile::hash("scores1", &input).unwrap()];
     write_run(solved, serde_json::Map::new(), inputs, &out).unwrap();
@@ -127,7 +127,7 @@ fn round_trip(solved: &dyn Solved) {
     let reloaded = loaded.solved(&NoSolve).unwrap();
     assert_eq!(reloaded.method(), solved.method());
     let again = root.path().join("run2");
-    let out = OutputDir::create(&again).unwrap();
+    let out = OutputDir::create(&again, false).unwrap();
     write_results(reloaded.as_ref(), &request(), &out).unwrap();
     out.commit().unwrap();
     let first: Vec<_> = files(&run_dir)

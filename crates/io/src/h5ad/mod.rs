@@ -33,7 +33,7 @@ use ndarray::Array2;
 
 use crate::error::IoError;
 use crate::format::check_finite;
-use crate::memory::physical_memory;
+use crate::resources::physical_memory;
 use file::H5ad;
 use obs::Obs;
 
