@@ -269,9 +269,6 @@ pub fn run(args: MatchArgs) -> Result<()> {
         .cloned()
         .expect("MatchArgs serialises to an object");
     options.insert("backend_used".into(), engine.name().into());
-    if let Some(classifiers) = inputs.classifiers {
-        options.insert("classifiers".into(), classifiers);
-    }
     let problem = &inputs.problem;
     let summary = Summary {
         psa_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -287,6 +284,7 @@ pub fn run(args: MatchArgs) -> Result<()> {
                 rows: u.rows,
             })
             .collect(),
+        classifiers: inputs.classifiers,
     };
     psa_io::write_json(&out.path("summary.json"), &summary)?;
     out.commit()?;
@@ -423,7 +421,6 @@ fn classify_inputs(
         hardware.learn_name()
     );
     let mut fitted = Vec::new();
-    let mut specs = Vec::new();
     for m in [&m1, &m2] {
         let spec = args.model.spec(m.features.shape(), args.seed)?;
         fitted.push(classify::cross_fit_modality(
@@ -433,10 +430,13 @@ fn classify_inputs(
             args.cross_fit.config(),
             &device,
         )?);
-        specs.push(spec);
     }
     let records: Vec<_> = fitted.iter().flat_map(|f| f.records.clone()).collect();
-    classify::write_monitor(out, &records, classes.len())?;
+    let baselines: Vec<(&str, f64)> = fitted
+        .iter()
+        .map(|f| (f.modality.as_str(), f.out_of_sample.baseline_cross_entropy))
+        .collect();
+    classify::write_monitor(out, &records, &baselines)?;
     psa_io::write_npy_f64(&out.path("scores1.npy"), fitted[0].logits.view())?;
     psa_io::write_npy_f64(&out.path("scores2.npy"), fitted[1].logits.view())?;
     let subset = |f: &psa_learn::CrossFitted, labels: &[String]| {
@@ -460,34 +460,18 @@ fn classify_inputs(
         m1.features.rows(),
         m2.features.rows(),
     );
+    let warnings: Vec<&String> = fitted.iter().flat_map(|f| &f.warnings).collect();
     let summary = serde_json::json!({
         "backend": hardware.learn_name(),
         "classes": classes.labels,
-        "modalities": [classifier_summary(&specs[0], &fitted[0]), classifier_summary(&specs[1], &fitted[1])],
+        "modalities": fitted,
+        "warnings": warnings,
     });
     Ok(Classified {
         problem,
         n1: m1.features.rows(),
         n2: m2.features.rows(),
         summary,
-    })
-}
-
-fn classifier_summary(
-    spec: &psa_learn::ModelSpec,
-    f: &psa_learn::CrossFitted,
-) -> serde_json::Value {
-    serde_json::json!({
-        "spec": spec,
-        "scored_rows": f.scored_rows.len(),
-        "folds": f.folds.iter().map(|fold| serde_json::json!({
-            "train_rows": fold.train_rows.len(),
-            "validation_rows": fold.validation_rows.len(),
-            "scored_rows": fold.scored_rows.len(),
-            "best_epoch": fold.best_epoch,
-            "epochs_run": fold.epochs_run,
-            "best_validation_cross_entropy": fold.best_validation_cross_entropy,
-        })).collect::<Vec<_>>(),
     })
 }
 
@@ -557,6 +541,17 @@ fn report(summary: &Summary, dir: &Path) {
         .count();
     if not_converged > 0 {
         tracing::warn!("{not_converged} group(s) did not converge; see summary.json");
+    }
+    let untrained = summary
+        .classifiers
+        .as_ref()
+        .and_then(|c| c["warnings"].as_array())
+        .map_or(0, Vec::len);
+    if untrained > 0 {
+        tracing::warn!(
+            "{untrained} classifier fold(s) learned nothing: matching on their scores is random \
+             (see summary.json, training.png)"
+        );
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     tracing::info!(

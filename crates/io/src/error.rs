@@ -163,12 +163,6 @@ pub enum IoError {
         column: String,
         available: Vec<String>,
     },
-
-    #[error("{}: no epoch records to {action}; the training loop logged no epochs", path.display())]
-    NoEpochs { path: PathBuf, action: &'static str },
-
-    #[error("{}: could not draw the plot: {message}", path.display())]
-    Plot { path: PathBuf, message: String },
 }
 
 /// The names a user can choose from, or "none" when there are none.

@@ -17,9 +17,6 @@
 //!   each file appears complete or not at all (written beside its target, then renamed);
 //! * [`OutputDir`]: a run's whole output directory, staged beside the final one and moved into
 //!   place by [`OutputDir::commit`], so a failed run leaves no partial results;
-//! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
-//!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
-//!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
 //! * [`summary`]: the schema of `summary.json`.
 //!
 //! Every error names the file and, where it helps, the line or the row and column at fault
@@ -42,7 +39,6 @@ mod format;
 mod h5ad;
 mod labels;
 mod matrix;
-mod monitor;
 mod npy;
 mod output;
 pub mod summary;
@@ -55,9 +51,6 @@ pub use error::{IoError, Location};
 pub use h5ad::{H5adMatrix, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column, read_h5ad_obs_names};
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;
-pub use monitor::{
-    EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
-};
 pub use output::OutputDir;
 pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary};
 pub use write::{write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64};
