@@ -94,7 +94,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         baseline,
         model.card.temperature
     );
-    if !(run.best_validation_cross_entropy < baseline) {
+    let learned = run.best_validation_cross_entropy < baseline;
+    if !learned {
         tracing::warn!(
             "this classifier learned nothing: its validation cross-entropy does not beat the \
              label-frequency baseline, and scores from it are random"
