@@ -570,7 +570,15 @@ fn summary_schema_and_one_sided_labels() {
     let run = work.run_match("out", &args);
     let summary = &run.summary;
 
-    let top: BTreeSet<&str> = ["psa_version", "options", "groups", "mean", "unmatched"].into();
+    let top: BTreeSet<&str> = [
+        "psa_version",
+        "options",
+        "groups",
+        "mean",
+        "unmatched",
+        "classifiers",
+    ]
+    .into();
     assert_eq!(keys(summary), top);
     let group_keys: BTreeSet<&str> = [
         "label",

@@ -124,7 +124,7 @@ fn match_on_features_cross_fits_both_classifiers_then_matches() {
 
     let summary: Value =
         serde_json::from_str(&fs::read_to_string(w.path("out/summary.json")).unwrap()).unwrap();
-    let classifiers = &summary["options"]["classifiers"];
+    let classifiers = &summary["classifiers"];
     assert_eq!(classifiers["classes"].as_array().unwrap().len(), 12);
     assert_eq!(
         classifiers["modalities"][0]["folds"]
@@ -259,7 +259,7 @@ fn image_stacks_train_a_cnn() {
     let summary: Value =
         serde_json::from_str(&fs::read_to_string(w.path("out/summary.json")).unwrap()).unwrap();
     assert_eq!(
-        summary["options"]["classifiers"]["modalities"][0]["spec"]["encoder"]["kind"],
+        summary["classifiers"]["modalities"][0]["spec"]["encoder"]["kind"],
         "cnn"
     );
 }
@@ -396,4 +396,251 @@ fn corrupt_or_mismatched_inputs_are_clear_errors_and_leave_nothing() {
         .filter(|name| name.contains("psa-tmp"))
         .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+}
+
+/// The real two-view digits fixture (`tests/fixtures/digits`) copied into the work directory,
+/// optionally with modality 2's labels shuffled (a classifier that cannot learn).
+fn digits(w: &Work, shuffle2: bool) {
+    let dir = psa_testdata::digits_dir();
+    fs::create_dir_all(w.path("digits")).unwrap();
+    for f in ["x1", "x2", "labels1", "labels2", "ids1", "ids2"] {
+        fs::copy(
+            dir.join(format!("{f}.npy")),
+            w.path(&format!("digits/{f}.npy")),
+        )
+        .unwrap();
+    }
+    if shuffle2 {
+        let labels: ndarray::Array1<i64> = read_npy(w.path("digits/labels2.npy")).unwrap();
+        // A fixed derangement of the rows: labels no longer follow the pixels.
+        let n = labels.len();
+        let shuffled = ndarray::Array1::from_shape_fn(n, |i| labels[(i * 7 + 3) % n]);
+        write_npy(w.path("digits/labels2.npy"), &shuffled).unwrap();
+    }
+}
+
+const MATCH_DIGITS: [&str; 17] = [
+    "match",
+    "--x1",
+    "digits/x1.npy",
+    "--labels1",
+    "digits/labels1.npy",
+    "--x2",
+    "digits/x2.npy",
+    "--labels2",
+    "digits/labels2.npy",
+    "--ids1",
+    "digits/ids1.npy",
+    "--ids2",
+    "digits/ids2.npy",
+    "--backend",
+    "cpu",
+    "--tol",
+    "1e-4",
+];
+
+fn summary(w: &Work, dir: &str) -> Value {
+    serde_json::from_str(&fs::read_to_string(w.path(&format!("{dir}/summary.json"))).unwrap())
+        .unwrap()
+}
+
+/// psa's defaults on real two-view data (issue 10): every fold learns, the summary and the log
+/// give each modality's out-of-sample cross-entropy, baseline and accuracy, and `training.csv`
+/// marks exactly one kept epoch per modality and fold.
+#[test]
+fn defaults_learn_on_real_two_view_digits() {
+    let w = Work::new();
+    digits(&w, false);
+    let mut args = MATCH_DIGITS.to_vec();
+    args.extend(["--out", "out"]);
+    let output = w.psa(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("modality 1: out-of-sample cross-entropy")
+            && stderr.contains("label-frequency baseline"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("learned nothing"), "{stderr}");
+
+    let s = summary(&w, "out");
+    let c = &s["classifiers"];
+    assert_eq!(c["warnings"].as_array().unwrap().len(), 0);
+    for m in c["modalities"].as_array().unwrap() {
+        let q = &m["out_of_sample"];
+        let (ce, base) = (
+            q["cross_entropy"].as_f64().unwrap(),
+            q["baseline_cross_entropy"].as_f64().unwrap(),
+        );
+        assert!(ce < 0.7 * base, "{ce} vs {base}");
+        assert!(q["accuracy"].as_f64().unwrap() > 0.5, "{q}");
+        for fold in m["folds"].as_array().unwrap() {
+            assert_eq!(fold["learned"], true, "{fold}");
+            assert!(fold["temperature"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let trace = s["mean"]["trace"].as_f64().unwrap();
+    let random = s["mean"]["random_trace"].as_f64().unwrap();
+    assert!(trace > 2.0 * random, "trace {trace} vs random {random}");
+
+    let mut reader = csv_reader(&w.path("out/training.csv"));
+    let header = reader.next().unwrap();
+    assert!(header.ends_with(",best,trial"), "{header}");
+    let mut kept = std::collections::BTreeMap::new();
+    for row in reader {
+        let cells: Vec<&str> = row.split(',').collect();
+        if cells[8] == "true" {
+            *kept
+                .entry((cells[0].to_string(), cells[1].to_string()))
+                .or_insert(0) += 1;
+        }
+    }
+    assert_eq!(kept.len(), 10, "2 modalities × 5 folds: {kept:?}");
+    assert!(kept.values().all(|&n| n == 1), "{kept:?}");
+}
+
+fn csv_reader(path: &Path) -> std::vec::IntoIter<String> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// A modality whose labels do not follow its features cannot learn: the run warns naming the
+/// modality and fold and records it in summary.json; `--strict` makes it an error.
+#[test]
+fn a_classifier_that_learned_nothing_is_reported_and_strict_refuses_it() {
+    let w = Work::new();
+    digits(&w, true);
+    let mut args = MATCH_DIGITS.to_vec();
+    args.extend(["--folds", "2", "--out", "out"]);
+    let output = w.psa(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "modality 2, fold 0: this classifier learned nothing; matching on its scores is random"
+        ),
+        "{stderr}"
+    );
+    let s = summary(&w, "out");
+    let warnings = s["classifiers"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(
+        s["classifiers"]["modalities"][1]["folds"][1]["learned"],
+        false
+    );
+    assert_eq!(
+        s["classifiers"]["modalities"][0]["folds"][0]["learned"],
+        true
+    );
+
+    let mut strict = MATCH_DIGITS.to_vec();
+    strict.extend(["--folds", "2", "--strict", "--out", "strict-out"]);
+    let err = w.fails(&strict);
+    assert!(
+        err.contains("modality 2") && err.contains("fold 0") && err.contains("learned nothing"),
+        "{err}"
+    );
+    assert!(!w.path("strict-out").exists());
+}
+
+/// A diverging training (issue 11) is an error about the training, not about a scores file the
+/// user never gave.
+#[test]
+fn a_diverging_training_names_the_training_not_a_scores_file() {
+    let w = Work::new();
+    digits(&w, false);
+    let mut args = MATCH_DIGITS.to_vec();
+    args.extend([
+        "--lr", "1e10", "--folds", "2", "--epochs", "3", "--out", "out",
+    ]);
+    let err = w.fails(&args);
+    assert!(!err.contains("scores1"), "{err}");
+    assert!(
+        err.contains("modality") && (err.contains("diverged") || err.contains("not finite")),
+        "{err}"
+    );
+}
+
+/// `psa score` checks a model card before scoring (issue 11): a standardiser shorter than the
+/// features, or a zero scale, is an error naming model.json and the field.
+#[test]
+fn score_refuses_a_model_card_that_does_not_fit() {
+    let w = Work::new();
+    digits(&w, false);
+    w.ok(&[
+        "train",
+        "--x",
+        "digits/x1.npy",
+        "--labels",
+        "digits/labels1.npy",
+        "--out",
+        "model",
+        "--epochs",
+        "2",
+        "--backend",
+        "cpu",
+    ]);
+    let card_path = w.path("model/model.json");
+    let card: Value = serde_json::from_str(&fs::read_to_string(&card_path).unwrap()).unwrap();
+    let score = [
+        "score",
+        "--model",
+        "model",
+        "--x",
+        "digits/x1.npy",
+        "--out",
+        "s.npy",
+        "--backend",
+        "cpu",
+    ];
+
+    let mut short = card.clone();
+    short["standardizer"]["mean"].as_array_mut().unwrap().pop();
+    short["standardizer"]["scale"].as_array_mut().unwrap().pop();
+    fs::write(&card_path, short.to_string()).unwrap();
+    let err = w.fails(&score);
+    assert!(
+        err.contains("model.json") && err.contains("standardizer"),
+        "{err}"
+    );
+
+    let mut zero = card.clone();
+    zero["standardizer"]["scale"][3] = serde_json::json!(0.0);
+    fs::write(&card_path, zero.to_string()).unwrap();
+    let err = w.fails(&score);
+    assert!(
+        err.contains("model.json") && err.contains("scale[3]"),
+        "{err}"
+    );
+    assert!(!w.path("s.npy").exists());
+}
+
+/// `psa train` with one row per label names the labels file and the rule (issue 11).
+#[test]
+fn train_with_one_row_per_label_names_the_file_and_the_rule() {
+    let w = Work::new();
+    write_npy(
+        w.path("x.npy"),
+        &Array2::<f64>::from_shape_fn((4, 3), |(r, c)| (r * 3 + c) as f64),
+    )
+    .unwrap();
+    fs::write(w.path("labels.txt"), "a\nb\nc\nd\n").unwrap();
+    let err = w.fails(&[
+        "train",
+        "--x",
+        "x.npy",
+        "--labels",
+        "labels.txt",
+        "--out",
+        "m",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("labels.txt"), "{err}");
+    assert!(!err.contains("modality"), "{err}");
+    assert!(err.contains("2 or more rows"), "{err}");
 }

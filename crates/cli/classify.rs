@@ -1,16 +1,15 @@
-//! The classifier step shared by `psa match --x1 … --x2 …`, `psa train` and `psa demo`:
-//! model flags, the label set, K-fold cross-fitting of both modalities, and the monitor files
-//! (`training.csv`, `training.png`, `scores{1,2}.npy`).
+//! The classifier flags shared by `psa match --x1 … --x2 …`, `psa train` and `psa demo`, the
+//! progress bars, and the monitor files (`training.csv`, `training.png`). The classifier step
+//! itself (standardisation, label set, cross-fitting, calibration, checks) is psa-learn's.
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use psa_io::EpochRecord;
 use psa_io::OutputDir;
 use psa_learn::{
-    Activation, Classes, CrossFitConfig, CrossFitted, EncoderSpec, Features, InputShape, Labelled,
-    ModelSpec, Preset, Schedule, Standardizer, TrainObserver,
+    Activation, Classes, CrossFitConfig, CrossFitted, EncoderSpec, EpochRecord, Features,
+    InputShape, Labelled, ModelSpec, Preset, Schedule, TrainObserver, TuneGrid,
 };
 use serde::Serialize;
 
@@ -23,7 +22,7 @@ pub struct ModelArgs {
     /// "training": {...}}); flags below override its training values.
     #[arg(long, value_name = "FILE", help_heading = "Classifier")]
     pub model_spec: Option<PathBuf>,
-    /// Architecture preset [default: images for image stacks, tabular otherwise].
+    /// Settings preset [default: psa's measured default, an MLP (on the pixels for images)].
     #[arg(long, value_enum, help_heading = "Classifier")]
     pub preset: Option<PresetArg>,
     /// MLP hidden layer sizes, e.g. 1024,1024 (replaces the preset's encoder by an MLP).
@@ -52,22 +51,27 @@ pub struct ModelArgs {
     /// No BatchNorm after each layer.
     #[arg(long, help_heading = "Classifier")]
     pub no_batch_norm: bool,
-    /// Adam's peak learning rate [default: 1e-4].
+    /// Adam's (peak) learning rate [default: 1e-3; paper: 1e-4].
     #[arg(long, help_heading = "Training")]
     pub lr: Option<f64>,
     /// L2 weight decay [default: 0].
     #[arg(long, help_heading = "Training")]
     pub weight_decay: Option<f64>,
-    /// Mini-batch size [default: 256].
+    /// Mini-batch size [default: a sixteenth of the training rows as a power of two in
+    /// 32..=256; paper: 256].
     #[arg(long, help_heading = "Training")]
     pub batch_size: Option<usize>,
-    /// Maximum epochs [default: 100].
+    /// Maximum epochs [default: 200; paper: 100].
     #[arg(long, help_heading = "Training")]
     pub epochs: Option<usize>,
-    /// Early stopping: epochs without a better validation cross-entropy [default: 10].
+    /// Early stopping: epochs without a better validation cross-entropy [default: 15; paper: 10].
     #[arg(long, help_heading = "Training")]
     pub patience: Option<usize>,
-    /// Learning-rate schedule [default: one-cycle].
+    /// Early stopping never ends a run before this many epochs (nor before a one-cycle warm-up
+    /// ends) [default: 10].
+    #[arg(long, help_heading = "Training")]
+    pub min_epochs: Option<usize>,
+    /// Learning-rate schedule [default: constant; paper: one-cycle].
     #[arg(long, value_enum, help_heading = "Training")]
     pub schedule: Option<ScheduleArg>,
     /// Share of the training rows held back to pick the checkpoint [default: 0.1].
@@ -76,11 +80,20 @@ pub struct ModelArgs {
     /// Do not standardise features (per feature; per channel for images).
     #[arg(long, help_heading = "Training")]
     pub no_standardize: bool,
+    /// Do not calibrate each model's logits (temperature scaling on its validation rows).
+    #[arg(long, help_heading = "Training")]
+    pub no_calibrate: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PresetArg {
+    /// psa's measured default (benches/RESULTS.md): an MLP, on the pixels for images;
+    /// Adam lr 1e-3, constant, batch scaled to the rows, calibrated.
+    Default,
+    /// The paper's settings: its PerturbSeq MLP (features) or CNN (images), Adam lr 1e-4,
+    /// one-cycle, batch 256, 100 epochs, patience 10, no calibration.
+    Paper,
     /// MLP 2×64, BatchNorm, ReLU, dropout 0.1 (the paper's PerturbSeq model).
     Tabular,
     /// MLP 5×1024, BatchNorm, ReLU (the paper's CITE-seq model).
@@ -108,24 +121,23 @@ impl ModelArgs {
     pub fn spec(&self, input: InputShape, seed: u64) -> Result<ModelSpec> {
         let mut spec = match &self.model_spec {
             Some(path) => ModelSpec::from_file(path)?,
-            None => {
-                let preset = match (self.preset, input) {
-                    (Some(PresetArg::Tabular), _) => Preset::Tabular,
-                    (Some(PresetArg::Citeseq), _) => Preset::CiteSeq,
-                    (Some(PresetArg::Images), _) => Preset::Images,
-                    (None, InputShape::Image { .. }) => Preset::Images,
-                    (None, InputShape::Flat { .. }) => Preset::Tabular,
-                };
-                preset.spec()
+            None => match self.preset.unwrap_or(PresetArg::Default) {
+                PresetArg::Default => Preset::Default,
+                PresetArg::Paper => Preset::Paper,
+                PresetArg::Tabular => Preset::Tabular,
+                PresetArg::Citeseq => Preset::CiteSeq,
+                PresetArg::Images => Preset::Images,
             }
+            .spec(input),
         };
         self.override_encoder(&mut spec.encoder);
         let t = &mut spec.training;
         t.learning_rate = self.lr.unwrap_or(t.learning_rate);
         t.weight_decay = self.weight_decay.unwrap_or(t.weight_decay);
-        t.batch_size = self.batch_size.unwrap_or(t.batch_size);
+        t.batch_size = self.batch_size.or(t.batch_size);
         t.epochs = self.epochs.unwrap_or(t.epochs);
         t.patience = self.patience.unwrap_or(t.patience);
+        t.min_epochs = self.min_epochs.unwrap_or(t.min_epochs);
         t.validation_fraction = self.validation_fraction.unwrap_or(t.validation_fraction);
         if let Some(s) = self.schedule {
             t.schedule = match s {
@@ -134,6 +146,7 @@ impl ModelArgs {
             };
         }
         t.standardize &= !self.no_standardize;
+        t.calibrate &= !self.no_calibrate;
         t.seed = seed;
         if let Err(message) = spec.validate() {
             bail!("classifier options: {message}");
@@ -198,6 +211,14 @@ pub struct CrossFitArgs {
     /// both classifiers but are left unmatched.
     #[arg(long, help_heading = "Classifier")]
     pub allow_missing_labels: bool,
+    /// A fold whose classifier does not beat the label-frequency baseline is an error (by
+    /// default a warning, recorded in summary.json).
+    #[arg(long, help_heading = "Classifier")]
+    pub strict: bool,
+    /// Cross-fit a small grid (learning rate ×⅓, ×1, ×3; width ×1, ×4; weight decay 0, 1e-3)
+    /// and keep the setting with the lowest mean validation cross-entropy (12× the training).
+    #[arg(long, help_heading = "Classifier")]
+    pub tune: bool,
 }
 
 impl CrossFitArgs {
@@ -205,6 +226,8 @@ impl CrossFitArgs {
         CrossFitConfig {
             folds: self.folds as usize,
             holdout_fraction: self.holdout_fraction,
+            strict: self.strict,
+            tune: self.tune.then(TuneGrid::default),
         }
     }
 }
@@ -220,58 +243,39 @@ pub struct Modality {
 
 /// The shared label set; a label seen in one modality only is an error unless allowed.
 pub fn classes_of(m1: &Modality, m2: &Modality, allow_missing: bool) -> Result<Classes> {
-    let classes = Classes::from_labels(m1.labels.iter().chain(&m2.labels));
-    let only_in = |a: &Modality, b: &Modality| -> Vec<String> {
-        let mut only: Vec<String> = Classes::from_labels(&a.labels)
-            .labels
-            .into_iter()
-            .filter(|l| !b.labels.contains(l))
-            .collect();
-        only.truncate(10);
-        only
-    };
-    let (only1, only2) = (only_in(m1, m2), only_in(m2, m1));
-    let one_sided = !(only1.is_empty() && only2.is_empty());
-    if one_sided && !allow_missing {
-        let mut parts = Vec::new();
-        if !only1.is_empty() {
-            parts.push(format!(
-                "only in modality 1 ({}): {}",
-                m1.source.display(),
-                only1.join(", ")
-            ));
-        }
-        if !only2.is_empty() {
-            parts.push(format!(
-                "only in modality 2 ({}): {}",
-                m2.source.display(),
-                only2.join(", ")
-            ));
-        }
-        bail!(
-            "labels {}; the classifiers need the same labels in both modalities \
-             (pass --allow-missing-labels to train on the union and leave those unmatched)",
-            parts.join("; ")
-        );
-    }
-    if classes.len() < 2 {
-        bail!(
-            "a propensity classifier needs at least 2 labels; found {}",
-            classes.len()
-        );
-    }
-    Ok(classes)
+    let name = |m: &Modality| m.source.display().to_string();
+    Classes::shared(
+        (&name(m1), &m1.labels),
+        (&name(m2), &m2.labels),
+        allow_missing,
+    )
+    .map_err(|e| {
+        let message = e.to_string();
+        anyhow::anyhow!(
+            "{}",
+            message.replace("set allow_missing", "pass --allow-missing-labels")
+        )
+    })
 }
 
-/// Progress bar over all epochs of a modality's folds, plus a debug log per epoch.
+/// Progress bar over all epochs of a modality's folds (and trials), plus a debug log per epoch.
 struct BarObserver {
     bar: indicatif::ProgressBar,
     epochs: u64,
+    folds: u64,
 }
 
 impl TrainObserver for BarObserver {
     fn fold_started(&self, modality: &str, fold: usize, folds: usize) {
-        self.bar.set_position(fold as u64 * self.epochs);
+        // Runs are (trial, fold) in order; a new trial starts again at fold 0.
+        let done = self.bar.position() / (self.folds * self.epochs).max(1);
+        let trial = if fold == 0 && self.bar.position() > 0 {
+            done + 1
+        } else {
+            done
+        };
+        self.bar
+            .set_position((trial * self.folds + fold as u64) * self.epochs);
         self.bar
             .set_message(format!("modality {modality}: fold {}/{folds}", fold + 1));
     }
@@ -282,6 +286,7 @@ impl TrainObserver for BarObserver {
             modality = %r.modality,
             fold = r.fold,
             epoch = r.epoch,
+            trial = r.trial,
             "train CE {:.4} acc {:.3} | validation CE {:.4} acc {:.3}{}",
             r.train_cross_entropy,
             r.train_accuracy,
@@ -292,7 +297,7 @@ impl TrainObserver for BarObserver {
     }
 }
 
-/// Cross-fits one modality's classifier: standardised features, K folds, out-of-sample logits.
+/// Cross-fits one modality's classifier (psa-learn's classifier step) behind a progress bar.
 pub fn cross_fit_modality(
     modality: &Modality,
     classes: &Classes,
@@ -301,39 +306,53 @@ pub fn cross_fit_modality(
     device: &psa_learn::Device,
 ) -> Result<CrossFitted> {
     let class_of_row = classes.indices(&modality.labels)?;
-    let mut features = modality.features.clone();
-    if spec.training.standardize {
-        // Label-free, so fitting it on every row leaks nothing into the out-of-sample scores.
-        features.standardize(&Standardizer::fit(&features));
-    }
     let data = Labelled {
-        features: &features,
+        features: &modality.features,
         classes: &class_of_row,
         n_classes: classes.len(),
     };
     let epochs = spec.training.epochs as u64;
+    let trials = cv.tune.as_ref().map_or(1, |g| g.settings(spec).len()) as u64;
     let bar = logging::progress_bar(
-        cv.folds as u64 * epochs,
+        trials * cv.folds as u64 * epochs,
         &format!("training classifier {}", modality.name),
     );
     let observer = BarObserver {
         bar: bar.clone(),
         epochs,
+        folds: cv.folds as u64,
     };
-    let fitted = psa_learn::cross_fit(spec, &data, cv, device, &modality.name, &observer)?;
+    let fitted = psa_learn::cross_fit(spec, &data, cv, device, &modality.name, &observer)
+        .with_context(|| format!("modality {} ({})", modality.name, modality.source.display()))?;
     bar.finish_and_clear();
+    let q = &fitted.out_of_sample;
+    tracing::info!(
+        "modality {}: out-of-sample cross-entropy {:.4} (label-frequency baseline {:.4}, log T \
+         {:.4}), accuracy {:.3}, {} rows, trained in {:.0} s",
+        modality.name,
+        q.cross_entropy,
+        q.baseline_cross_entropy,
+        (classes.len() as f64).ln(),
+        q.accuracy,
+        q.rows,
+        fitted.seconds
+    );
     Ok(fitted)
 }
 
 /// Writes `training.csv` and `training.png` (validation cross-entropy per epoch and fold, with
-/// log T, the cross-entropy of guessing, for reference).
-pub fn write_monitor(out: &OutputDir, records: &[EpochRecord], classes: usize) -> Result<()> {
-    psa_io::write_training_csv(&out.path("training.csv"), records)?;
-    psa_io::plot_validation_cross_entropy(
-        &out.path("training.png"),
-        records,
-        Some((classes as f64).ln()),
-    )?;
+/// each modality's label-frequency baseline for reference).
+pub fn write_monitor(
+    out: &OutputDir,
+    records: &[EpochRecord],
+    baselines: &[(&str, f64)],
+) -> Result<()> {
+    psa_io::write_atomic(&out.path("training.csv"), |w| {
+        psa_learn::write_training_csv(w, records)
+    })?;
+    psa_io::write_atomic(&out.path("training.png"), |w| {
+        psa_learn::plot_validation_cross_entropy(w, records, baselines)
+    })?;
     Ok(())
 }
 
@@ -345,6 +364,7 @@ impl BarObserverOnce {
         BarObserverOnce(BarObserver {
             bar: logging::progress_bar(epochs, message),
             epochs,
+            folds: 1,
         })
     }
 

@@ -12,10 +12,9 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use psa_core::synthetic::images::{ImageConfig, generate_images};
-use psa_io::EpochRecord;
 use psa_learn::{
-    Classes, EncoderSpec, Features, Labelled, ModelSpec, Preset, RunTag, Schedule, TrainObserver,
-    stratified_split, train_run,
+    Classes, EncoderSpec, EpochRecord, Features, Labelled, ModelSpec, Preset, RunTag, Schedule,
+    TrainObserver, stratified_split, train_run,
 };
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -69,11 +68,13 @@ impl TrainObserver for Timer {
 pub fn run(args: BenchTrainArgs) -> Result<()> {
     let (features, class_of_row, n_classes) = data(&args);
     let mut spec: ModelSpec = match args.model {
-        BenchModel::Mlp => Preset::Tabular.spec(),
-        BenchModel::Citeseq => Preset::CiteSeq.spec(),
-        BenchModel::Cnn => Preset::Images.spec(),
-    };
-    spec.training.batch_size = args.batch_size as usize;
+        BenchModel::Mlp => Preset::Tabular,
+        BenchModel::Citeseq => Preset::CiteSeq,
+        BenchModel::Cnn => Preset::Images,
+    }
+    .spec(features.shape());
+    spec.training.batch_size = Some(args.batch_size as usize);
+    spec.training.min_epochs = 0;
     spec.training.epochs = args.epochs as usize;
     spec.training.patience = usize::MAX;
     spec.training.schedule = Schedule::Constant;
@@ -101,6 +102,7 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
         let tag = RunTag {
             modality: "bench".into(),
             fold: 0,
+            trial: 0,
         };
         train_run(&spec, &labelled, &train, &validation, &device, &tag, &timer)?;
         let epochs = timer.epochs.into_inner().expect("not poisoned");

@@ -131,10 +131,8 @@ pub fn run(args: MatchArgs) -> Result<()> {
     let request = args.outputs.request(inputs.project2, args.seed.seed);
     let files = psa_io::write_results(solved.as_ref(), &request, &out)?;
     psa_io::write_run(solved.as_ref(), options.clone(), inputs.files, &out)?;
-    if let Some(classifiers) = inputs.classifiers {
-        options.insert("classifiers".into(), classifiers);
-    }
-    let summary = summary_of(solved.as_ref(), &metrics, &files, options);
+    let mut summary = summary_of(solved.as_ref(), &metrics, &files, options);
+    summary.classifiers = inputs.classifiers;
     psa_io::write_json(&out.path("summary.json"), &summary)?;
     out.commit()?;
     report(&summary, &args.out);
@@ -363,7 +361,6 @@ fn classify_inputs(
         hardware.learn_name()
     );
     let mut fitted = Vec::new();
-    let mut specs = Vec::new();
     for m in [&m1, &m2] {
         let spec = args.model.spec(m.features.shape(), args.seed.seed)?;
         fitted.push(classify::cross_fit_modality(
@@ -373,10 +370,13 @@ fn classify_inputs(
             args.cross_fit.config(),
             &device,
         )?);
-        specs.push(spec);
     }
     let records: Vec<_> = fitted.iter().flat_map(|f| f.records.clone()).collect();
-    classify::write_monitor(out, &records, classes.len())?;
+    let baselines: Vec<(&str, f64)> = fitted
+        .iter()
+        .map(|f| (f.modality.as_str(), f.out_of_sample.baseline_cross_entropy))
+        .collect();
+    classify::write_monitor(out, &records, &baselines)?;
     psa_io::write_npy_f64(&out.path("scores1.npy"), fitted[0].logits.view())?;
     psa_io::write_npy_f64(&out.path("scores2.npy"), fitted[1].logits.view())?;
     let subset = |f: &psa_learn::CrossFitted, labels: &[String]| {
@@ -400,34 +400,18 @@ fn classify_inputs(
         m1.features.rows(),
         m2.features.rows(),
     );
+    let warnings: Vec<&String> = fitted.iter().flat_map(|f| &f.warnings).collect();
     let summary = serde_json::json!({
         "backend": hardware.learn_name(),
         "classes": classes.labels,
-        "modalities": [classifier_summary(&specs[0], &fitted[0]), classifier_summary(&specs[1], &fitted[1])],
+        "modalities": fitted,
+        "warnings": warnings,
     });
     Ok(Classified {
         problem,
         n1: m1.features.rows(),
         n2: m2.features.rows(),
         summary,
-    })
-}
-
-fn classifier_summary(
-    spec: &psa_learn::ModelSpec,
-    f: &psa_learn::CrossFitted,
-) -> serde_json::Value {
-    serde_json::json!({
-        "spec": spec,
-        "scored_rows": f.scored_rows.len(),
-        "folds": f.folds.iter().map(|fold| serde_json::json!({
-            "train_rows": fold.train_rows.len(),
-            "validation_rows": fold.validation_rows.len(),
-            "scored_rows": fold.scored_rows.len(),
-            "best_epoch": fold.best_epoch,
-            "epochs_run": fold.epochs_run,
-            "best_validation_cross_entropy": fold.best_validation_cross_entropy,
-        })).collect::<Vec<_>>(),
     })
 }
 
@@ -501,6 +485,17 @@ pub fn report(summary: &Summary, dir: &Path) {
     if floor > 0 {
         tracing::warn!(
             "{floor} group(s) stopped at the precision floor above --tol; see summary.json (--backend cpu solves in f64)"
+        );
+    }
+    let untrained = summary
+        .classifiers
+        .as_ref()
+        .and_then(|c| c["warnings"].as_array())
+        .map_or(0, Vec::len);
+    if untrained > 0 {
+        tracing::warn!(
+            "{untrained} classifier fold(s) learned nothing: matching on their scores is random \
+             (see summary.json, training.png)"
         );
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use psa_io::OutputDir;
 use psa_learn::{Classes, TrainedModel};
@@ -76,19 +76,33 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         &device,
         "1",
         &observer,
-    )?;
+    )
+    .with_context(|| format!("{} (labels {})", args.x.display(), args.labels))?;
     observer.finish();
     model.save(out.staging_dir())?;
-    write_monitor(&out, &run.records, classes.len())?;
+    let baseline = model
+        .card
+        .validation_baseline_cross_entropy
+        .unwrap_or(f64::NAN);
+    write_monitor(&out, &run.records, &[("1", baseline)])?;
     out.commit()?;
     tracing::info!(
-        "wrote {} (best epoch {} of {}, validation cross-entropy {:.4}, log T = {:.4})",
+        "wrote {} (best epoch {} of {}, validation cross-entropy {:.4}, label-frequency \
+         baseline {:.4}, temperature {:.2})",
         args.out.display(),
         run.best_epoch,
         run.epochs_run,
         run.best_validation_cross_entropy,
-        (classes.len() as f64).ln()
+        baseline,
+        model.card.temperature
     );
+    let learned = run.best_validation_cross_entropy < baseline;
+    if !learned {
+        tracing::warn!(
+            "this classifier learned nothing: its validation cross-entropy does not beat the \
+             label-frequency baseline, and scores from it are random"
+        );
+    }
     Ok(())
 }
 

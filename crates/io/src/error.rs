@@ -230,12 +230,6 @@ pub enum IoError {
         available: Vec<String>,
     },
 
-    #[error("{}: no epoch records to {action}; the training loop logged no epochs", path.display())]
-    NoEpochs { path: PathBuf, action: &'static str },
-
-    #[error("{}: could not draw the plot: {message}", path.display())]
-    Plot { path: PathBuf, message: String },
-
     /// A run directory (`psa match --out`) that cannot be reloaded.
     #[error("{}: {message}", path.display())]
     Run { path: PathBuf, message: String },

@@ -25,9 +25,8 @@
 //!   for signal handlers);
 //! * [`ensure_memory`]: refuses, in one line naming the option and the size, an output too
 //!   large for the machine, before allocating it;
-//! * [`write_training_csv`] and [`plot_validation_cross_entropy`]: the validation monitor, each
-//!   classifier's cross-entropy and accuracy per modality, fold and epoch ([`EpochRecord`]) as
-//!   `training.csv` and as a PNG drawn with an embedded font (no system fonts needed);
+//! * [`write_results`] and [`write_run`] / [`read_run`]: every output of a solved matching, and
+//!   the run directory that reloads it;
 //! * [`summary`]: the schema of `summary.json`.
 //!
 //! Every error names the file and, where it helps, the line or the row and column at fault
@@ -51,7 +50,6 @@ pub mod fuzzing;
 mod h5ad;
 mod labels;
 mod matrix;
-mod monitor;
 mod npy;
 mod output;
 mod resources;
@@ -72,9 +70,6 @@ pub use h5ad::{
 };
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;
-pub use monitor::{
-    EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
-};
 pub use output::{Abandoned, OutputDir, RUN_MARKER, abandon_unfinished_outputs};
 pub use resources::{available_memory, bytes_of, ensure_memory, physical_memory};
 pub use results::{

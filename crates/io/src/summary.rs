@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize, Serializer};
 ///              "random_trace": 0.0083}],
 ///  "mean": {"trace": 0.021, "foscttm": 0.31, "latent_mse": null, "latent_pair_mse": null,
 ///           "random_trace": 0.0083},
-///  "unmatched": [{"label": "Plasma", "modality": 2, "rows": 4}]}
+///  "unmatched": [{"label": "Plasma", "modality": 2, "rows": 4}],
+///  "classifiers": null}
 /// ```
 ///
 /// * `psa_version`: the version of psa that wrote the file.
@@ -30,6 +31,10 @@ use serde::{Deserialize, Serialize, Serializer};
 /// * `mean`: [`MeanMetrics`], each metric averaged over the groups that have it (unweighted).
 /// * `unmatched`: one [`UnmatchedSummary`] per label present in only one modality; its rows were
 ///   not matched.
+/// * `classifiers`: when psa trained the propensity classifiers (`--x1/--x2`), how they did
+///   (psa-learn's report: per modality the out-of-sample cross-entropy, its label-frequency
+///   baseline and accuracy, per fold the kept epoch and calibration, and warnings); `null` when
+///   the scores came from files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub psa_version: String,
@@ -37,6 +42,8 @@ pub struct Summary {
     pub groups: Vec<GroupSummary>,
     pub mean: MeanMetrics,
     pub unmatched: Vec<UnmatchedSummary>,
+    #[serde(default)]
+    pub classifiers: Option<serde_json::Value>,
 }
 
 /// One label group: its size, how its matching was solved, and its metrics.
@@ -257,6 +264,7 @@ mod tests {
                 modality: 2,
                 rows: 4,
             }],
+            classifiers: None,
         }
     }
 
@@ -276,7 +284,14 @@ mod tests {
         let value = serde_json::to_value(summary()).unwrap();
         assert_eq!(
             keys(&value),
-            ["groups", "mean", "options", "psa_version", "unmatched"]
+            [
+                "classifiers",
+                "groups",
+                "mean",
+                "options",
+                "psa_version",
+                "unmatched"
+            ]
         );
         let group = &value["groups"][0];
         let mut expected = vec![

@@ -190,6 +190,37 @@ impl Standardizer {
         }
     }
 
+    /// Checks that this standardisation fits rows of `shape`: one mean and one positive,
+    /// finite scale per feature (per channel for images). A saved model's card is checked so
+    /// before it scores anything.
+    pub fn check(&self, shape: InputShape) -> Result<(), String> {
+        let (groups, _) = shape.standardisation_groups();
+        let unit = match shape {
+            InputShape::Flat { .. } => "feature",
+            InputShape::Image { .. } => "channel",
+        };
+        if self.mean.len() != groups || self.scale.len() != groups {
+            return Err(format!(
+                "the standardizer has {} means and {} scales, but the input has {groups} {unit}s",
+                self.mean.len(),
+                self.scale.len()
+            ));
+        }
+        if let Some(k) = self.mean.iter().position(|m| !m.is_finite()) {
+            return Err(format!(
+                "standardizer.mean[{k}] is {}; it must be finite",
+                self.mean[k]
+            ));
+        }
+        if let Some(k) = self.scale.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!(
+                "standardizer.scale[{k}] is {}; it must be finite and > 0",
+                self.scale[k]
+            ));
+        }
+        Ok(())
+    }
+
     /// Leaves values as they are.
     pub fn identity(shape: InputShape) -> Standardizer {
         let (groups, _) = shape.standardisation_groups();
@@ -216,6 +247,48 @@ impl Classes {
             unique.sort_by_key(|l| l.parse::<i64>().unwrap_or_default());
         }
         Classes { labels: unique }
+    }
+
+    /// The label set of two modalities (named `name1`, `name2` in errors). A label seen in one
+    /// modality only is an error naming it, unless `allow_missing` (then it is a class of both
+    /// classifiers, and its rows are left unmatched). Fewer than 2 labels is an error.
+    pub fn shared(
+        (name1, labels1): (&str, &[String]),
+        (name2, labels2): (&str, &[String]),
+        allow_missing: bool,
+    ) -> Result<Classes, LearnError> {
+        let classes = Classes::from_labels(labels1.iter().chain(labels2));
+        let only_in = |a: &[String], b: &[String]| -> Vec<String> {
+            let mut only: Vec<String> = Classes::from_labels(a)
+                .labels
+                .into_iter()
+                .filter(|l| !b.contains(l))
+                .collect();
+            only.truncate(10);
+            only
+        };
+        let (only1, only2) = (only_in(labels1, labels2), only_in(labels2, labels1));
+        if !(only1.is_empty() && only2.is_empty()) && !allow_missing {
+            let parts: Vec<String> = [(1, name1, only1), (2, name2, only2)]
+                .into_iter()
+                .filter(|(_, _, only)| !only.is_empty())
+                .map(|(e, name, only)| {
+                    format!("only in modality {e} ({name}): {}", only.join(", "))
+                })
+                .collect();
+            return Err(LearnError::Input(format!(
+                "labels {}; the classifiers need the same labels in both modalities \
+                 (set allow_missing to train on the union and leave those unmatched)",
+                parts.join("; ")
+            )));
+        }
+        if classes.len() < 2 {
+            return Err(LearnError::Input(format!(
+                "a propensity classifier needs at least 2 labels; found {}",
+                classes.len()
+            )));
+        }
+        Ok(classes)
     }
 
     pub fn len(&self) -> usize {
@@ -353,6 +426,36 @@ mod tests {
                 "{mean} {var}"
             );
         }
+    }
+
+    #[test]
+    fn a_standardizer_that_does_not_fit_the_input_is_refused() {
+        let shape = InputShape::Flat { features: 3 };
+        let short = Standardizer {
+            mean: vec![0.0; 2],
+            scale: vec![1.0; 2],
+        };
+        assert!(short.check(shape).unwrap_err().contains("3 features"));
+        let zero = Standardizer {
+            mean: vec![0.0; 3],
+            scale: vec![1.0, 0.0, 1.0],
+        };
+        assert!(zero.check(shape).unwrap_err().contains("scale[1]"));
+        assert!(Standardizer::identity(shape).check(shape).is_ok());
+    }
+
+    #[test]
+    fn one_sided_labels_are_named() {
+        let a: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
+        let b: Vec<String> = ["x", "y"].map(String::from).to_vec();
+        let err = Classes::shared(("a.npy", &a), ("b.npy", &b), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only in modality 1 (a.npy): z"), "{err}");
+        assert_eq!(
+            Classes::shared(("a", &a), ("b", &b), true).unwrap().len(),
+            3
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! * `model.bpk`: the network's weights, written by burn's recorder (burnpack);
 //! * `model.json`: everything else needed to rebuild and use it ([`ModelCard`]): the spec,
-//!   input shape, class labels in output order, and the standardisation fitted at training.
+//!   input shape, class labels in output order, the standardisation fitted at training and the
+//!   calibration temperature. It is checked against itself when loaded and against the input
+//!   before scoring.
 //!
 //! Files go into a directory the caller provides; the CLI stages it and renames it into place,
 //! so an interrupted training leaves no half-written model.
@@ -14,6 +16,7 @@ use burn::tensor::Device;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::{fit_temperature, label_frequencies};
 use crate::crossfit::score_rows;
 use crate::data::{Classes, Features, InputShape, Standardizer, stratified_split};
 use crate::model::Classifier;
@@ -36,6 +39,18 @@ pub struct ModelCard {
     pub best_validation_cross_entropy: f64,
     pub epochs_run: usize,
     pub trained_rows: usize,
+    /// Logits are divided by this before they are returned (temperature scaling fitted on the
+    /// validation rows; 1 without calibration).
+    #[serde(default = "one")]
+    pub temperature: f64,
+    /// The label-frequency baseline on the validation rows: the kept cross-entropy must be
+    /// below it for the model to have learned anything.
+    #[serde(default)]
+    pub validation_baseline_cross_entropy: Option<f64>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 const CARD_FORMAT: u32 = 1;
@@ -79,6 +94,7 @@ pub fn train_model(
     let tag = RunTag {
         modality: modality.to_string(),
         fold: 0,
+        trial: 0,
     };
     let run = train_run(
         spec,
@@ -89,6 +105,20 @@ pub fn train_model(
         &tag,
         observer,
     )?;
+    let temperature = if spec.training.calibrate {
+        let logits = score_rows(
+            &run.model,
+            &features,
+            &validation_rows,
+            classes.len(),
+            device,
+        )?;
+        let targets: Vec<usize> = validation_rows.iter().map(|&r| class_of_row[r]).collect();
+        fit_temperature(logits.view(), &targets)
+    } else {
+        1.0
+    };
+    let frequencies = label_frequencies(class_of_row, &train_rows, classes.len());
     let card = ModelCard {
         format: CARD_FORMAT,
         spec: spec.clone(),
@@ -99,6 +129,14 @@ pub fn train_model(
         best_validation_cross_entropy: run.best_validation_cross_entropy,
         epochs_run: run.epochs_run,
         trained_rows: train_rows.len(),
+        temperature,
+        validation_baseline_cross_entropy: Some(
+            validation_rows
+                .iter()
+                .map(|&r| -frequencies[class_of_row[r]].ln())
+                .sum::<f64>()
+                / validation_rows.len().max(1) as f64,
+        ),
     };
     let model = TrainedModel {
         card,
@@ -143,6 +181,10 @@ impl TrainedModel {
                 ),
             });
         }
+        card.check().map_err(|message| LearnError::Model {
+            path: card_path.clone(),
+            message,
+        })?;
         let weights = dir.join(WEIGHTS_FILE);
         let network = Classifier::new(&card.spec.encoder, card.input, card.classes.len(), device)?
             .try_load_file(&weights)
@@ -169,12 +211,44 @@ impl TrainedModel {
         }
         features.standardize(&self.card.standardizer);
         let rows: Vec<usize> = (0..features.rows()).collect();
-        score_rows(
+        let logits = score_rows(
             &self.network,
             &features,
             &rows,
             self.card.classes.len(),
             device,
-        )
+        )? / self.card.temperature;
+        if let Some(k) = logits.iter().position(|v| !v.is_finite()) {
+            return Err(LearnError::Input(format!(
+                "row {}: the model's logits are not finite; its weights may have diverged \
+                 (retrain with a lower learning rate)",
+                k / self.card.classes.len().max(1)
+            )));
+        }
+        Ok(logits)
+    }
+}
+
+impl ModelCard {
+    /// The card's own consistency, before any weights are read: a card edited or written by
+    /// another program must fail here with the field at fault, not panic or score NaN later.
+    pub fn check(&self) -> Result<(), String> {
+        if self.classes.len() < 2 {
+            return Err(format!(
+                "classes: a classifier needs at least 2 (found {})",
+                self.classes.len()
+            ));
+        }
+        if self.input.is_empty() {
+            return Err("input: the rows have no values".into());
+        }
+        self.standardizer.check(self.input)?;
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!(
+                "temperature is {}; it must be finite and > 0",
+                self.temperature
+            ));
+        }
+        self.spec.validate().map_err(|m| format!("spec: {m}"))
     }
 }

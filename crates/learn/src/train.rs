@@ -1,6 +1,6 @@
-//! One classifier's training run: Adam on cross-entropy with a one-cycle schedule, early
-//! stopping on the validation cross-entropy, and the checkpoint kept at its best epoch
-//! (METHOD.md step 1).
+//! One classifier's training run: Adam on cross-entropy (constant or one-cycle learning rate),
+//! early stopping on the validation cross-entropy, and the checkpoint kept at its best finite
+//! epoch (METHOD.md step 1).
 //!
 //! Written here rather than with burn's `Learner`: the run is one piece of a K-fold
 //! cross-fitting loop whose progress, logs and `training.csv` psa owns, and leaving out burn's
@@ -12,13 +12,16 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use psa_io::EpochRecord;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use serde::Serialize;
+
+use crate::calibrate::cross_entropy_and_hit;
 use crate::data::Features;
 use crate::model::Classifier;
+use crate::monitor::EpochRecord;
 use crate::spec::{ModelSpec, Schedule};
 use crate::{LearnError, TrainObserver};
 
@@ -37,6 +40,21 @@ pub struct Labelled<'a> {
 pub struct RunTag {
     pub modality: String,
     pub fold: usize,
+    /// The setting of the `--tune` grid (0 without tuning).
+    pub trial: usize,
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// `patience` epochs without a better validation cross-entropy (after the minimum).
+    EarlyStopping,
+    /// The epoch cap was reached.
+    EpochCap,
+    /// An epoch's training or validation cross-entropy was not finite; the run kept its best
+    /// earlier epoch.
+    Diverged,
 }
 
 /// A finished run: the network at its best validation epoch, in inference mode.
@@ -45,10 +63,23 @@ pub struct TrainedRun {
     pub best_epoch: usize,
     pub best_validation_cross_entropy: f64,
     pub epochs_run: usize,
+    pub batch_size: usize,
+    pub stop: Stop,
+    /// One per epoch run; `best` marks only the kept epoch.
     pub records: Vec<EpochRecord>,
 }
 
-/// Trains on `train_rows`, monitoring `validation_rows`.
+/// The checkpoint kept so far.
+struct Best {
+    cross_entropy: f64,
+    epoch: usize,
+    model: Classifier,
+}
+
+/// Trains on `train_rows`, monitoring `validation_rows`, and keeps the epoch with the lowest
+/// finite validation cross-entropy. Early stopping waits for `min_epochs` and for a one-cycle
+/// warm-up to end; an epoch whose cross-entropy is not finite ends the run and is never kept
+/// (an error when no earlier epoch was finite).
 pub fn train_run(
     spec: &ModelSpec,
     data: &Labelled<'_>,
@@ -60,14 +91,17 @@ pub fn train_run(
 ) -> Result<TrainedRun, LearnError> {
     let t = &spec.training;
     if train_rows.len() < 2 || validation_rows.is_empty() {
-        return Err(LearnError::Input(format!(
-            "modality {}: too few rows to train ({} for training, {} for validation)",
-            tag.modality,
+        return Err(LearnError::TooFewRows(format!(
+            "{} rows to train on and {} to validate; the rule: at least 2 rows to train on, and a \
+             label with 2 or more rows so that one can be held out to validate",
             train_rows.len(),
             validation_rows.len()
         )));
     }
-    let run_seed = t.seed.wrapping_add(1000 * tag.fold as u64);
+    let run_seed = t
+        .seed
+        .wrapping_add(1000 * tag.fold as u64)
+        .wrapping_add(100_003 * tag.trial as u64);
     device.seed(run_seed);
     let train_device = device.clone().autodiff();
     let mut model = Classifier::new(
@@ -82,19 +116,22 @@ pub fn train_run(
         )
         .init();
     let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
-    let batches = batches_per_epoch(train_rows.len(), t.batch_size);
+    let batch_size = t.batch_size_for(train_rows.len());
+    let batches = batches_per_epoch(train_rows.len(), batch_size);
     let schedule = LearningRate {
         peak: t.learning_rate,
         schedule: t.schedule,
         total_steps: batches * t.epochs,
     };
+    let earliest_stop = t.min_epochs.max(schedule.warm_up_steps().div_ceil(batches));
 
     let mut rng = ChaCha8Rng::seed_from_u64(run_seed);
     let mut order = train_rows.to_vec();
-    let mut best: Option<(f64, usize, Classifier)> = None;
+    let mut best: Option<Best> = None;
     let mut records = Vec::new();
     let mut step = 0;
     let mut since_best = 0;
+    let mut stop = Stop::EpochCap;
     for epoch in 0..t.epochs {
         order.shuffle(&mut rng);
         // Summed on the device and read once per epoch: no read-back inside the batch loop.
@@ -102,7 +139,7 @@ pub fn train_run(
         let mut correct: Option<Tensor<1, Int>> = None;
         let mut seen = 0usize;
         let mut lr = schedule.at(step);
-        for batch in order.chunks(t.batch_size) {
+        for batch in order.chunks(batch_size) {
             // BatchNorm needs two rows; a lone leftover row waits for the next epoch.
             if batch.len() < 2 {
                 continue;
@@ -131,14 +168,8 @@ pub fn train_run(
         let loss_sum = loss_sum.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()));
         let correct = correct.map_or(0, |t| t.into_scalar::<i64>()) as usize;
         let train_ce = loss_sum / seen.max(1) as f64;
-        if !train_ce.is_finite() {
-            return Err(LearnError::Diverged {
-                modality: tag.modality.clone(),
-                fold: tag.fold,
-                epoch,
-            });
-        }
-        let improved = best.as_ref().is_none_or(|(ce, _, _)| val_ce < *ce);
+        let finite = train_ce.is_finite() && val_ce.is_finite();
+        let improved = finite && best.as_ref().is_none_or(|b| val_ce < b.cross_entropy);
         let record = EpochRecord {
             modality: tag.modality.clone(),
             fold: tag.fold,
@@ -149,15 +180,24 @@ pub fn train_run(
             validation_accuracy: val_acc,
             learning_rate: lr,
             best: improved,
+            trial: tag.trial,
         };
         observer.epoch_done(&record);
         records.push(record);
+        if !finite {
+            stop = Stop::Diverged;
+            break;
+        }
         if improved {
-            best = Some((val_ce, epoch, snapshot));
+            best = Some(Best {
+                cross_entropy: val_ce,
+                epoch,
+                model: snapshot,
+            });
             since_best = 0;
         } else {
             since_best += 1;
-            if since_best >= t.patience.max(1) {
+            if since_best >= t.patience.max(1) && epoch + 1 >= earliest_stop {
                 tracing::debug!(
                     modality = %tag.modality,
                     fold = tag.fold,
@@ -165,19 +205,86 @@ pub fn train_run(
                     "early stop: no better validation cross-entropy in {} epochs",
                     since_best
                 );
+                stop = Stop::EarlyStopping;
                 break;
             }
         }
     }
     let epochs_run = records.len();
-    let (best_ce, best_epoch, model) = best.expect("at least one epoch ran");
+    let Some(best) = best else {
+        return Err(LearnError::Diverged {
+            modality: tag.modality.clone(),
+            fold: tag.fold,
+            epoch: epochs_run.saturating_sub(1),
+            learning_rate: t.learning_rate,
+        });
+    };
+    if stop == Stop::Diverged {
+        tracing::warn!(
+            "modality {}, fold {}: training diverged at epoch {} (cross-entropy not finite) at \
+             learning rate {:e}; kept epoch {}",
+            tag.modality,
+            tag.fold,
+            epochs_run - 1,
+            t.learning_rate,
+            best.epoch
+        );
+    }
+    for r in &mut records {
+        r.best = r.epoch == best.epoch;
+    }
     Ok(TrainedRun {
-        model,
-        best_epoch,
-        best_validation_cross_entropy: best_ce,
+        model: best.model,
+        best_epoch: best.epoch,
+        best_validation_cross_entropy: best.cross_entropy,
         epochs_run,
+        batch_size,
+        stop,
         records,
     })
+}
+
+/// Seconds one epoch over `train_rows` rows takes on `device`, measured on a throwaway model:
+/// two optimiser steps to warm up (kernel compilation, allocation), then three timed. What
+/// `cross_fit` multiplies into the training-time estimate it logs before a long training.
+pub fn epoch_seconds(
+    spec: &ModelSpec,
+    data: &Labelled<'_>,
+    train_rows: usize,
+    device: &Device,
+) -> Result<f64, LearnError> {
+    let train_device = device.clone().autodiff();
+    let mut model = Classifier::new(
+        &spec.encoder,
+        data.features.shape(),
+        data.n_classes,
+        &train_device,
+    )?;
+    let mut optimizer = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let batch_size = spec.training.batch_size_for(train_rows);
+    let rows: Vec<usize> = (0..batch_size.max(2))
+        .map(|k| k % data.features.rows().max(1))
+        .collect();
+    let mut step = |model: Classifier| {
+        let (x, y) = batch_tensors(data, &rows, &train_device);
+        let loss = loss_fn.forward(model.forward(x), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optimizer.step(spec.training.learning_rate, model, grads)
+    };
+    for _ in 0..2 {
+        model = step(model);
+    }
+    let _ = evaluate(&model.valid(), data, &rows, device)?;
+    let start = std::time::Instant::now();
+    const TIMED: usize = 3;
+    for _ in 0..TIMED {
+        model = step(model);
+    }
+    // Reading the loss back waits for the device; a prediction does the same for the last step.
+    let _ = evaluate(&model.valid(), data, &rows[..2], device)?;
+    let per_step = start.elapsed().as_secs_f64() / TIMED as f64;
+    Ok(per_step * batches_per_epoch(train_rows, batch_size) as f64)
 }
 
 fn batches_per_epoch(rows: usize, batch_size: usize) -> usize {
@@ -192,6 +299,14 @@ struct LearningRate {
 }
 
 impl LearningRate {
+    /// Optimiser steps until the peak learning rate (0 for a constant rate).
+    fn warm_up_steps(&self) -> usize {
+        match self.schedule {
+            Schedule::Constant => 0,
+            Schedule::OneCycle => (0.3 * self.total_steps.max(2) as f64).max(1.0).ceil() as usize,
+        }
+    }
+
     /// PyTorch's `OneCycleLR` defaults: `pct_start` 0.3, cosine annealing, `div_factor` 25,
     /// `final_div_factor` 1e4. burn has no one-cycle scheduler, hence this function.
     fn at(&self, step: usize) -> f64 {
@@ -281,15 +396,6 @@ pub fn evaluate(
     }
     let n = rows.len().max(1) as f64;
     Ok((ce / n, correct as f64 / n))
-}
-
-/// Cross-entropy (nats) of one row of logits against its class, and whether the row's most
-/// probable class is that class.
-pub fn cross_entropy_and_hit(logits: &[f64], target: usize) -> (f64, bool) {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-    let lse = max + logits.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-    let argmax = (0..logits.len()).fold(0, |b, c| if logits[c] > logits[b] { c } else { b });
-    (lse - logits[target], argmax == target)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ fn small_spec(epochs: usize) -> ModelSpec {
         },
         training: TrainingSpec {
             learning_rate: 1e-2,
-            batch_size: 128,
+            batch_size: Some(128),
             epochs,
             patience: epochs,
             schedule: Schedule::Constant,
@@ -70,6 +70,7 @@ fn train_and_validate(device: &psa_learn::Device, data: &Tabular, epochs: usize)
     let tag = RunTag {
         modality: "1".into(),
         fold: 0,
+        trial: 0,
     };
     let run = train_run(
         &small_spec(epochs),
@@ -141,7 +142,7 @@ fn cross_fitting_never_scores_a_row_with_a_model_that_saw_it() {
         &labelled,
         CrossFitConfig {
             folds: 3,
-            holdout_fraction: 0.2,
+            ..CrossFitConfig::default()
         },
         &cpu_device(),
         "1",
@@ -193,7 +194,7 @@ fn single_split_scores_only_the_held_out_rows() {
         &labelled,
         CrossFitConfig {
             folds: 1,
-            holdout_fraction: 0.2,
+            ..CrossFitConfig::default()
         },
         &cpu_device(),
         "1",

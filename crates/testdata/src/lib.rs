@@ -1,8 +1,9 @@
 //! # psa-testdata — the fixtures every test crate of psa shares
 //!
 //! The POT reference couplings live in the repository at `tests/fixtures/pot/` (made by
-//! `tests/fixtures/pot/make_fixtures.py`; see its README). This crate is their one locator and
-//! loader, so the CPU reference's tests, the GPU tests and the binary's end-to-end tests read
+//! `tests/fixtures/pot/make_fixtures.py`; see its README), and a small real two-view data set
+//! (handwritten digits, top and bottom halves) at `tests/fixtures/digits/`. This crate is their
+//! one locator and loader, so the CPU reference's tests, the GPU tests and the binary's end-to-end tests read
 //! the same cases the same way. A dev-dependency only: nothing here ships in `psa`.
 
 use std::path::{Path, PathBuf};
@@ -117,4 +118,30 @@ pub fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
+}
+
+/// One modality of the real two-view digits fixture (`tests/fixtures/digits/`, made by its
+/// `make_digits.py`): 500 handwritten digits, the top (modality 1) or bottom (2) half of each
+/// 8 × 8 image, rows shuffled per modality. Returns the `500 × 32` pixels and the labels.
+pub fn digits(modality: usize) -> (Array2<f64>, Vec<String>) {
+    let dir = digits_dir();
+    let x: Array2<f32> = read_npy(dir.join(format!("x{modality}.npy")))
+        .unwrap_or_else(|e| panic!("{}/x{modality}.npy: {e}", dir.display()));
+    let labels: Array1<i64> = read_npy(dir.join(format!("labels{modality}.npy")))
+        .unwrap_or_else(|e| panic!("{}/labels{modality}.npy: {e}", dir.display()));
+    (
+        x.mapv(f64::from),
+        labels.iter().map(i64::to_string).collect(),
+    )
+}
+
+/// `tests/fixtures/digits/` of this repository.
+pub fn digits_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/digits");
+    assert!(
+        dir.join("make_digits.py").is_file(),
+        "digits fixture missing: expected {}/make_digits.py",
+        dir.display()
+    );
+    dir
 }

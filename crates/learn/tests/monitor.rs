@@ -5,13 +5,31 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
-use psa_io::{
-    EpochRecord, IoError, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy,
-    write_training_csv,
-};
+use psa_learn::{EpochRecord, PLOT_HEIGHT, PLOT_WIDTH};
 
-/// A plausible training log: cross-entropy falling from `ln T` towards a floor, one checkpoint
-/// kept per fold, a learning rate that halves.
+/// `training.csv` written to a file, as the binary does (through psa-io's atomic writer).
+fn write_training_csv(path: &Path, records: &[EpochRecord]) -> std::io::Result<()> {
+    psa_learn::write_training_csv(&mut fs::File::create(path)?, records)
+}
+
+/// The plot written to a file, with one baseline for every modality.
+fn plot_validation_cross_entropy(
+    path: &Path,
+    records: &[EpochRecord],
+    baseline: Option<f64>,
+) -> std::io::Result<()> {
+    let mut names: Vec<&str> = records.iter().map(|r| r.modality.as_str()).collect();
+    names.dedup();
+    let baselines: Vec<(&str, f64)> = baseline
+        .map(|b| names.iter().map(|&n| (n, b)).collect())
+        .unwrap_or_default();
+    let mut bytes = Vec::new();
+    psa_learn::plot_validation_cross_entropy(&mut bytes, records, &baselines)?;
+    fs::write(path, bytes)
+}
+
+/// A plausible training log: cross-entropy falling from `ln T` towards a floor, the best-so-far
+/// epochs marked, a learning rate that halves.
 fn training_log(
     modalities: &[&str],
     folds: usize,
@@ -39,6 +57,7 @@ fn training_log(
                     validation_accuracy: 1.0 - validation / log_t * 0.9,
                     learning_rate: 1e-3 * 0.5f64.powi((epoch / 10) as i32),
                     best: validation < best,
+                    trial: 0,
                 });
                 best = best.min(validation);
             }
@@ -85,7 +104,7 @@ fn training_csv_round_trips_by_header_name() {
     assert_eq!(
         text.lines().next().unwrap(),
         "modality,fold,epoch,train_cross_entropy,train_accuracy,validation_cross_entropy,\
-         validation_accuracy,learning_rate,best"
+         validation_accuracy,learning_rate,best,trial"
     );
     assert_eq!(text.lines().count(), records.len() + 1);
 
@@ -109,12 +128,13 @@ fn training_csv_numbers_are_plain() {
         validation_accuracy: 0.25,
         learning_rate: 0.001,
         best: true,
+        trial: 3,
     };
     write_training_csv(&path, &[record]).unwrap();
     let text = fs::read_to_string(&path).unwrap();
     assert_eq!(
         text.lines().nth(1).unwrap(),
-        "2,4,17,0.5,0.75,0.6931471805599453,0.25,0.001,true"
+        "2,4,17,0.5,0.75,0.6931471805599453,0.25,0.001,true,3"
     );
 }
 
@@ -177,33 +197,18 @@ fn plot_of_two_modalities_and_of_a_single_epoch() {
 }
 
 #[test]
-fn empty_records_are_an_error_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("training.csv");
-    let err = write_training_csv(&csv, &[]).unwrap_err();
-    assert!(matches!(err, IoError::NoEpochs { .. }), "{err:?}");
+fn empty_records_are_an_error() {
+    let mut sink = Vec::new();
+    let err = psa_learn::write_training_csv(&mut sink, &[]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(
-        err.to_string()
-            .contains("training.csv: no epoch records to write"),
+        err.to_string().contains("no epoch records to write"),
         "{err}"
     );
-
-    let png = dir.path().join("plot.png");
-    let err = plot_validation_cross_entropy(&png, &[], Some(1.0)).unwrap_err();
+    let err = psa_learn::plot_validation_cross_entropy(&mut sink, &[], &[("1", 1.0)]).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("plot.png: no epoch records to plot"),
+        err.to_string().contains("no epoch records to plot"),
         "{err}"
     );
-    assert!(entries(dir.path()).is_empty());
-}
-
-#[test]
-fn a_missing_directory_is_an_io_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("absent").join("plot.png");
-    let err =
-        plot_validation_cross_entropy(&path, &training_log(&["1"], 1, 3, 4), None).unwrap_err();
-    assert!(matches!(err, IoError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("plot.png"), "{err}");
+    assert!(sink.is_empty());
 }

@@ -1,16 +1,18 @@
 //! The validation monitor of METHOD.md (paper Sec. 6.4): the propensity classifiers' train and
-//! validation cross-entropy and accuracy, per modality, fold and epoch, written as
-//! `training.csv` for pandas, and a PNG of the validation cross-entropy per modality so a user
-//! can tune without ground truth (lower validation cross-entropy goes with better matching).
+//! validation cross-entropy and accuracy, per modality, fold, trial and epoch ([`EpochRecord`]),
+//! written as `training.csv` for pandas, and a PNG of the validation cross-entropy per modality
+//! so a user can tune without ground truth (lower validation cross-entropy goes with better
+//! matching, within one model family).
 //!
-//! The plot is drawn with plotters into an in-memory RGB buffer and encoded with `png`, so it is
-//! written atomically like every other result. Its text uses DejaVu Sans embedded in the binary
+//! Both are written to any [`io::Write`]: the caller decides where, and psa's binary goes
+//! through psa-io's atomic writer, so this crate needs no file-system code of its own (and no
+//! psa-io, whose HDF5 reader would come with it). The plot is drawn with plotters into an
+//! in-memory RGB buffer and encoded with `png`. Its text uses DejaVu Sans embedded in the binary
 //! (registered with plotters' `ab_glyph` font table): no system fonts, fontconfig or freetype are
 //! needed, and the image is the same on every machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -18,9 +20,6 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 use serde::{Deserialize, Serialize};
-
-use crate::error::IoError;
-use crate::write::write_atomic;
 
 /// Width of the plot written by [`plot_validation_cross_entropy`], in pixels.
 pub const PLOT_WIDTH: u32 = 900;
@@ -30,8 +29,8 @@ pub const PLOT_HEIGHT: u32 = 500;
 /// One epoch of one propensity classifier: one row of `training.csv`.
 ///
 /// Cross-entropies are in nats (natural log), averaged over the units of the split; accuracies
-/// are fractions in `[0, 1]`. A classifier that guesses uniformly among `T` groups scores
-/// `ln T`, the reference line of the plot.
+/// are fractions in `[0, 1]`. A classifier that predicts each label's training frequency scores
+/// the label-frequency baseline (`ln T` for balanced labels), the reference line of the plot.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochRecord {
     /// The modality whose classifier this is: `"1"`, `"2"` or a user's name for it.
@@ -50,67 +49,89 @@ pub struct EpochRecord {
     pub validation_accuracy: f64,
     /// The optimiser's learning rate during this epoch.
     pub learning_rate: f64,
-    /// This epoch is the best so far on validation, i.e. its checkpoint is the one kept.
+    /// This epoch's checkpoint is the one that scored: exactly one row per modality and fold
+    /// (in the trial that was kept) is `true` in a finished log. While a run is in progress (as a
+    /// [`crate::TrainObserver`] sees it) it means "best so far".
     pub best: bool,
+    /// The setting of the `--tune` grid this run belongs to (0 without tuning).
+    #[serde(default)]
+    pub trial: usize,
 }
 
 /// Writes `records` as CSV with a header row, one row per record in the given order.
 ///
 /// Columns are the fields of [`EpochRecord`], in order; numbers are written in the shortest form
 /// that reads back exactly (`0.6931471805599453`, `1e-5`, `NaN`, `inf`) and `best` as
-/// `true`/`false`, so `pandas.read_csv` gives float, int and bool columns. The file appears
-/// complete or not at all ([`write_atomic`]). An empty `records` is an error
-/// ([`IoError::NoEpochs`]): a training log without epochs points to a bug upstream.
-pub fn write_training_csv(path: &Path, records: &[EpochRecord]) -> Result<(), IoError> {
+/// `true`/`false`, so `pandas.read_csv` gives float, int and bool columns. An empty `records` is
+/// an error (`InvalidInput`): a training log without epochs points to a bug upstream.
+pub fn write_training_csv(writer: &mut dyn io::Write, records: &[EpochRecord]) -> io::Result<()> {
     if records.is_empty() {
-        return Err(no_epochs(path, "write"));
+        return Err(no_epochs("write"));
     }
-    write_atomic(path, |writer| {
-        let mut csv = csv::Writer::from_writer(writer);
-        for record in records {
-            csv.serialize(record)?;
-        }
-        csv.flush()
-    })
+    let mut csv = csv::Writer::from_writer(writer);
+    for record in records {
+        csv.serialize(record)?;
+    }
+    csv.flush()
 }
 
 /// Draws the validation cross-entropy of `records` against the epoch as a
-/// [`PLOT_WIDTH`] × [`PLOT_HEIGHT`] PNG at `path`.
+/// [`PLOT_WIDTH`] × [`PLOT_HEIGHT`] PNG into `writer`.
 ///
-/// One panel per modality (in order of first appearance), one line per fold, a ring on each
-/// fold's kept checkpoint (its last epoch marked `best`), and, when `reference_log_t` is given,
-/// a dashed line at that cross-entropy: `ln T`, what a uniform guess among `T` groups scores.
-/// Non-finite values (a diverged epoch) are left out and break the line. Panels share the
-/// y-axis so modalities compare at a glance. The file appears complete or not at all. An empty
-/// `records` is an error ([`IoError::NoEpochs`]).
+/// One panel per modality (in order of first appearance), one line per fold (the trial that
+/// scored, when `--tune` ran several), a ring on each fold's kept checkpoint (its row marked
+/// `best`), and, for each modality in `baselines`, a dashed line at that cross-entropy: the
+/// label-frequency baseline, what predicting each label's training frequency scores. Non-finite
+/// values (a diverged epoch) are left out and break the line. Panels share the y-axis so
+/// modalities compare at a glance. An empty `records` is an error (`InvalidInput`).
 pub fn plot_validation_cross_entropy(
-    path: &Path,
+    writer: &mut dyn io::Write,
     records: &[EpochRecord],
-    reference_log_t: Option<f64>,
-) -> Result<(), IoError> {
+    baselines: &[(&str, f64)],
+) -> io::Result<()> {
     if records.is_empty() {
-        return Err(no_epochs(path, "plot"));
+        return Err(no_epochs("plot"));
     }
     if !embedded_font_registered() {
-        return Err(IoError::Plot {
-            path: path.to_path_buf(),
-            message: "the embedded DejaVu Sans font could not be loaded".to_string(),
-        });
+        return Err(io::Error::other(
+            "could not draw the plot: the embedded DejaVu Sans font could not be loaded",
+        ));
     }
-    let reference = reference_log_t.filter(|value| value.is_finite());
+    let records = scored_trials(records);
+    let baselines: Vec<(&str, f64)> = baselines
+        .iter()
+        .copied()
+        .filter(|(_, value)| value.is_finite())
+        .collect();
     let mut pixels = vec![0u8; PLOT_WIDTH as usize * PLOT_HEIGHT as usize * 3];
-    draw(&mut pixels, records, reference).map_err(|message| IoError::Plot {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    write_atomic(path, |writer| encode_png(writer, &pixels))
+    draw(&mut pixels, &records, &baselines)
+        .map_err(|message| io::Error::other(format!("could not draw the plot: {message}")))?;
+    encode_png(writer, &pixels)
 }
 
-fn no_epochs(path: &Path, action: &'static str) -> IoError {
-    IoError::NoEpochs {
-        path: path.to_path_buf(),
-        action,
+fn no_epochs(action: &'static str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("no epoch records to {action}; the training loop logged no epochs"),
+    )
+}
+
+/// The records of the trial that scored, per modality and fold: the trial holding the fold's
+/// `best` row, or its last trial when none is marked.
+fn scored_trials(records: &[EpochRecord]) -> Vec<EpochRecord> {
+    let mut kept: BTreeMap<(&str, usize), usize> = BTreeMap::new();
+    for r in records {
+        let trial = kept.entry((r.modality.as_str(), r.fold)).or_insert(r.trial);
+        *trial = (*trial).max(r.trial);
     }
+    for r in records.iter().filter(|r| r.best) {
+        kept.insert((r.modality.as_str(), r.fold), r.trial);
+    }
+    records
+        .iter()
+        .filter(|r| kept.get(&(r.modality.as_str(), r.fold)) == Some(&r.trial))
+        .cloned()
+        .collect()
 }
 
 /// The family plotters' default text style asks for; registered once per process.
@@ -209,13 +230,13 @@ fn epoch_range(records: &[EpochRecord]) -> std::ops::Range<usize> {
     }
 }
 
-/// The cross-entropy axis: every finite value and the reference, padded by 5%, never below 0
+/// The cross-entropy axis: every finite value and the references, padded by 5%, never below 0
 /// when the data are not (a cross-entropy is non-negative).
-fn cross_entropy_range(records: &[EpochRecord], reference: Option<f64>) -> std::ops::Range<f64> {
+fn cross_entropy_range(records: &[EpochRecord], references: &[f64]) -> std::ops::Range<f64> {
     let values = records
         .iter()
         .map(|r| r.validation_cross_entropy)
-        .chain(reference)
+        .chain(references.iter().copied())
         .filter(|value| value.is_finite());
     let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
         (low.min(value), high.max(value))
@@ -237,11 +258,15 @@ fn cross_entropy_range(records: &[EpochRecord], reference: Option<f64>) -> std::
     bottom..high + pad
 }
 
-fn draw(pixels: &mut [u8], records: &[EpochRecord], reference: Option<f64>) -> Result<(), String> {
+fn draw(
+    pixels: &mut [u8],
+    records: &[EpochRecord],
+    baselines: &[(&str, f64)],
+) -> Result<(), String> {
     let root = BitMapBackend::with_buffer(pixels, (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(|err| err.to_string())?;
     let modalities = curves_by_modality(records);
-    let legend = legend_entries(&modalities, reference);
+    let legend = legend_entries(&modalities, !baselines.is_empty());
     let body = root
         .titled("Validation cross-entropy per epoch", (FONT_FAMILY, 24))
         .map_err(|err| err.to_string())?;
@@ -249,7 +274,8 @@ fn draw(pixels: &mut [u8], records: &[EpochRecord], reference: Option<f64>) -> R
     let (strip, charts) = body.split_vertically(LEGEND_ROW_HEIGHT * rows.len() as i32 + 4);
     draw_legend(&strip, &rows).map_err(|err| err.to_string())?;
     let epochs = epoch_range(records);
-    let cross_entropy = cross_entropy_range(records, reference);
+    let levels: Vec<f64> = baselines.iter().map(|(_, level)| *level).collect();
+    let cross_entropy = cross_entropy_range(records, &levels);
     let panels = charts.split_evenly((1, modalities.len()));
     for (panel, (modality, curves)) in panels.iter().zip(&modalities) {
         draw_panel(
@@ -258,7 +284,10 @@ fn draw(pixels: &mut [u8], records: &[EpochRecord], reference: Option<f64>) -> R
             curves,
             epochs.clone(),
             cross_entropy.clone(),
-            reference,
+            baselines
+                .iter()
+                .find(|(name, _)| name == modality)
+                .map(|(_, level)| *level),
         )
         .map_err(|err| err.to_string())?;
     }
@@ -328,20 +357,17 @@ enum Mark {
 }
 
 /// The legend, shared by all panels (a fold has one colour everywhere): the folds, the
-/// reference line when drawn, and the ring when some fold has a kept checkpoint. It sits in its
+/// baseline line when drawn, and the ring when some fold has a kept checkpoint. It sits in its
 /// own strip under the title so it never hides a curve.
-fn legend_entries(
-    modalities: &[(&str, Vec<Curve>)],
-    reference: Option<f64>,
-) -> Vec<(Mark, String)> {
+fn legend_entries(modalities: &[(&str, Vec<Curve>)], reference: bool) -> Vec<(Mark, String)> {
     let curves = || modalities.iter().flat_map(|(_, curves)| curves);
     let folds: BTreeSet<usize> = curves().map(|curve| curve.fold).collect();
     let mut entries: Vec<_> = folds
         .into_iter()
         .map(|fold| (Mark::Line(fold_colour(fold)), format!("fold {fold}")))
         .collect();
-    if reference.is_some() {
-        entries.push((Mark::Dashed, "log T (uniform guess)".to_string()));
+    if reference {
+        entries.push((Mark::Dashed, "label-frequency baseline".to_string()));
     }
     if curves().any(|curve| curve.kept.is_some()) {
         entries.push((Mark::Ring, "kept checkpoint".to_string()));
@@ -440,6 +466,7 @@ mod tests {
             validation_accuracy: 0.5,
             learning_rate: 1e-3,
             best: false,
+            trial: 0,
         }
     }
 
@@ -456,9 +483,9 @@ mod tests {
         assert_eq!(runs, [&points[..1], &points[2..4]]);
 
         let records = [record(0, 0, 2.0), record(0, 1, f64::NAN), record(0, 2, 1.0)];
-        let range = cross_entropy_range(&records, None);
+        let range = cross_entropy_range(&records, &[]);
         assert!((range.start - 0.95).abs() < 1e-12 && (range.end - 2.05).abs() < 1e-12);
-        assert_eq!(cross_entropy_range(&records[1..2], None), 0.0..1.0);
+        assert_eq!(cross_entropy_range(&records[1..2], &[]), 0.0..1.0);
     }
 
     #[test]
@@ -466,13 +493,13 @@ mod tests {
         let records = [record(0, 0, 0.1), record(0, 1, 0.2)];
         let log_t = 2.0f64.ln();
         let pad = 0.05 * (log_t - 0.1);
-        let range = cross_entropy_range(&records, Some(log_t));
+        let range = cross_entropy_range(&records, &[log_t]);
         assert!((range.start - (0.1 - pad)).abs() < 1e-12, "{range:?}");
         assert!((range.end - (log_t + pad)).abs() < 1e-12, "{range:?}");
 
         let near_zero = [record(0, 0, 0.0), record(0, 1, 1.0)];
-        assert_eq!(cross_entropy_range(&near_zero, None).start, 0.0);
-        let constant = cross_entropy_range(&records[..1], None);
+        assert_eq!(cross_entropy_range(&near_zero, &[]).start, 0.0);
+        let constant = cross_entropy_range(&records[..1], &[]);
         assert!(constant.start < 0.1 && constant.end > 0.1, "{constant:?}");
     }
 
@@ -500,5 +527,23 @@ mod tests {
         assert_eq!(curve.kept, Some((1, 0.9)));
         assert_eq!(modalities[1].0, "RNA");
         assert_eq!(modalities[1].1[0].kept, None);
+    }
+
+    #[test]
+    fn only_the_trial_that_scored_is_drawn() {
+        let mut records = Vec::new();
+        for trial in 0..3 {
+            for epoch in 0..2 {
+                let mut r = record(0, epoch, 1.0 + trial as f64);
+                r.trial = trial;
+                records.push(r);
+            }
+        }
+        records[3].best = true; // trial 1, epoch 1
+        let drawn = scored_trials(&records);
+        assert_eq!(drawn.len(), 2);
+        assert!(drawn.iter().all(|r| r.trial == 1));
+        records[3].best = false;
+        assert!(scored_trials(&records).iter().all(|r| r.trial == 2));
     }
 }
