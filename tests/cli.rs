@@ -1736,7 +1736,7 @@ fn an_out_path_that_is_a_file_fails_before_any_work() {
 // ------------------------------------------------------------------------------------------------
 // 13. psa export: outputs again from a run directory, identical, without solving.
 
-/// Every file under `dir` (relative path → bytes), except the summary.
+/// Every file under `dir` (relative path → bytes), except the summary and the run marker.
 fn output_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -1745,7 +1745,7 @@ fn output_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
                 walk(root, &path, out);
             } else {
                 let name = path.strip_prefix(root).unwrap().display().to_string();
-                if name != "summary.json" {
+                if name != "summary.json" && name != psa_io::RUN_MARKER {
                     out.push((name, fs::read(&path).unwrap()));
                 }
             }

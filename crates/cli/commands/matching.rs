@@ -188,6 +188,7 @@ pub fn summary_of(
             .iter()
             .map(UnmatchedSummary::from)
             .collect(),
+        classifiers: None,
     }
 }
 

@@ -146,7 +146,7 @@ mod tests {
     fn temperature_recovers_the_calibrating_scale() {
         let classes = 4;
         let s = 6.0;
-        let p = 0.7; // target top probability
+        let p: f64 = 0.7; // target top probability
         let n = 2000;
         let mut logits = Array2::zeros((n, classes));
         let mut targets = Vec::new();
@@ -184,7 +184,8 @@ mod tests {
         assert!((f[0] - 3.5 / 5.0).abs() < 1e-12 && (f[1] - 1.5 / 5.0).abs() < 1e-12);
         // Logits equal to the log-frequencies score exactly the baseline.
         let logits = Array2::from_shape_fn((4, 2), |(_, c)| f[c].ln());
-        let q = Quality::measure(logits.view(), &classes, &[&f; 4]);
+        let rows: Vec<&[f64]> = vec![&f; 4];
+        let q = Quality::measure(logits.view(), &classes, &rows);
         assert!((q.cross_entropy - q.baseline_cross_entropy).abs() < 1e-12);
         assert!(!q.beats_baseline());
         assert_eq!(q.accuracy, 0.75);

@@ -268,7 +268,8 @@ impl Classes {
             only
         };
         let (only1, only2) = (only_in(labels1, labels2), only_in(labels2, labels1));
-        if !(only1.is_empty() && only2.is_empty()) && !allow_missing {
+        let any_missing = !only1.is_empty() || !only2.is_empty();
+        if any_missing && !allow_missing {
             let parts: Vec<String> = [(1, name1, only1), (2, name2, only2)]
                 .into_iter()
                 .filter(|(_, _, only)| !only.is_empty())
