@@ -233,6 +233,7 @@ impl MatchArgs {
             max_iter: self.max_iter as usize,
             eps_scaling: !self.no_eps_scaling,
             unbalanced: self.unbalanced,
+            ..SolveOptions::default()
         }
     }
 

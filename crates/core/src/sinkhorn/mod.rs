@@ -6,13 +6,26 @@
 //! g_j ← ρ · (−λ LSE_i(log a_i + (f_i − C_ij)/λ))
 //! ```
 //! with `ρ = 1` (balanced) or `ρ = τ/(τ + λ)` (KL-relaxed marginals, POT's
-//! `sinkhorn_unbalanced(reg_type='kl')`). The f-update yields the row marginal error of the
-//! current plan for free: row sums are `a_i exp((f_i − f_i^new)/λ)`.
+//! `sinkhorn_unbalanced(reg_type='kl')`).
+//!
+//! **The stopping test measures what is returned.** The LSE over the rows that the f-update
+//! needs also gives the row marginal of the current plan, `a_i exp(f_i/λ + LSE_i)`; the column
+//! marginal is exact after the g-update that ended the previous iteration (its error is
+//! measured all the same). Each iteration therefore starts by measuring the current plan, and
+//! stops *before* updating when the larger of the two L1 errors is below `tol`: the reported
+//! `marginal_error` is that of the returned potentials, not of the previous iterate
+//! (unbalanced: the fixed-point residual `max |f − f̂|, |g − ĝ|` over λ, measured the same way).
+//!
+//! **Acceleration** (`SolveOptions::acceleration`, on by default): the f-update is replaced
+//! by an Anderson-accelerated step over the last iterates ([`anderson`], which also says why
+//! over-relaxation was measured and not kept). The fixed point, and so every coupling, is
+//! unchanged; the iteration count falls 5–40× on clustered scores (`benches/RESULTS.md`).
 //!
 //! ε-scaling solves a geometric sequence of λ from the cost diameter down to the target, each
-//! stage warm-started from the last; the fixed point at the target λ is unchanged, and far fewer
-//! iterations reach it. The stopping test always applies at the target λ.
+//! stage warm-started from the last; the fixed point at the target λ is unchanged. The
+//! stopping test always applies at the target λ.
 
+pub mod anderson;
 mod kernel;
 
 pub use kernel::{Columns, LANES, ROWS, RowBlock, TILE, rows_lse, soft_min_rows};
@@ -28,6 +41,7 @@ use crate::{
     EpsilonMode, Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions,
     SolveReport, StopReason,
 };
+use anderson::Anderson;
 
 /// λ shrinks by this factor between ε-scaling stages.
 pub const EPS_SCALING_FACTOR: f64 = 0.5;
@@ -147,11 +161,17 @@ pub fn epsilon_schedule(diameter: f64, lambda: f64, eps_scaling: bool) -> Vec<f6
 }
 
 /// Solves one group to tolerance (or `max_iter`), logging a warning when it does not converge.
+///
+/// Each iteration first measures the current plan: the LSE over every row (which the f-update
+/// then reuses) gives the row error, and the exact g-update that ended the previous iteration
+/// left the column marginal exact (its error is measured too). So the error reported, and
+/// tested against `tol`, is that of exactly the potentials returned.
 pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> GroupSolution {
     let start = Instant::now();
     let lambda = resolve_epsilon(group, metric, options);
-    let mut state = SinkhornState::new(group, metric, options.unbalanced);
     let stages = epsilon_schedule(cost_diameter(group, metric), lambda, options.eps_scaling);
+    let mut state = SinkhornState::new(group, metric, options.unbalanced);
+    let mut anderson = options.acceleration.then(Anderson::new);
     let mut report = SolveReport {
         marginal_error: f64::INFINITY,
         stopped: StopReason::MaxIter,
@@ -164,12 +184,12 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
         } else {
             options.tol.max(STAGE_TOL)
         };
+        state.begin_stage(eps);
+        if let Some(anderson) = &mut anderson {
+            anderson.reset();
+        }
         loop {
-            if report.iterations >= options.max_iter {
-                break 'stages;
-            }
-            let error = state.iterate(eps);
-            report.iterations += 1;
+            let error = state.measure_rows();
             report.marginal_error = error;
             if error < stage_tol {
                 if last {
@@ -178,8 +198,20 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
                 }
                 break;
             }
+            if report.iterations >= options.max_iter {
+                if !last {
+                    // Stopped at an intermediate λ: measure the plan at the target λ.
+                    state.begin_stage(lambda);
+                    state.measure_columns();
+                    report.marginal_error = state.measure_rows();
+                }
+                break 'stages;
+            }
+            state.step(anderson.as_mut(), error);
+            report.iterations += 1;
         }
     }
+    report.omega = anderson.map(|anderson| anderson.omega());
     report.seconds = start.elapsed().as_secs_f64();
     if !report.converged {
         tracing::warn!(
@@ -207,12 +239,18 @@ struct SinkhornState<'a> {
     cols2: Columns,
     metric: Metric,
     tau: Option<f64>,
+    /// The λ of the current stage.
+    eps: f64,
     f: Vec<f64>,
     g: Vec<f64>,
     h1: Vec<f64>,
     h2: Vec<f64>,
     lse1: Vec<f64>,
     lse2: Vec<f64>,
+    /// Plain image of f (the f-update's block maximiser), for the accelerator.
+    f_hat: Vec<f64>,
+    /// Error of the current plan's columns (∞ until a g-update at this λ measured it).
+    column_error: f64,
 }
 
 impl<'a> SinkhornState<'a> {
@@ -237,52 +275,66 @@ impl<'a> SinkhornState<'a> {
             cols2,
             metric,
             tau,
+            eps: 1.0,
             f: vec![0.0; n1],
             g: vec![0.0; n2],
             lse1: vec![0.0; n1],
             lse2: vec![0.0; n2],
+            f_hat: vec![0.0; n1],
+            column_error: f64::INFINITY,
         }
     }
 
-    /// One f- and one g-update at `eps`; returns the stopping error (see [`SolveOptions::tol`]).
-    fn iterate(&mut self, eps: f64) -> f64 {
-        let rho = self.tau.map_or(1.0, |tau| tau / (tau + eps));
-        let (n1, n2) = (self.f.len(), self.g.len());
+    fn begin_stage(&mut self, eps: f64) {
+        self.eps = eps;
+        self.column_error = f64::INFINITY;
+    }
 
-        fill_log_weights(&mut self.h2, &self.g, eps, n2);
+    /// The LSE over every row at the current g, and the error of the current plan: the
+    /// larger of its row and column errors (see [`SolveOptions::tol`]).
+    fn measure_rows(&mut self) -> f64 {
+        fill_log_weights(&mut self.h2, &self.g, self.eps, self.g.len());
         soft_min_rows(
             self.x1,
             &self.cols2,
             &self.h2,
-            1.0 / eps,
+            1.0 / self.eps,
             self.metric,
             &mut self.lse1,
         );
-        // Row sums of the current plan are a_i exp(f_i/λ + lse_i).
-        let row_error: f64 = self
-            .f
-            .iter()
-            .zip(&self.lse1)
-            .map(|(f, l)| (f / eps + l).exp_m1().abs())
-            .sum::<f64>()
-            / n1 as f64;
-        let f_change = update_potentials(&mut self.f, &self.lse1, eps, rho);
+        block_error(&self.f, &self.lse1, self.eps, self.tau).max(self.column_error)
+    }
 
-        fill_log_weights(&mut self.h1, &self.f, eps, n1);
+    /// The LSE over every column at the current f, and the current plan's column error.
+    fn measure_columns(&mut self) {
+        fill_log_weights(&mut self.h1, &self.f, self.eps, self.f.len());
         soft_min_rows(
             self.x2,
             &self.cols1,
             &self.h1,
-            1.0 / eps,
+            1.0 / self.eps,
             self.metric,
             &mut self.lse2,
         );
-        let g_change = update_potentials(&mut self.g, &self.lse2, eps, rho);
+        self.column_error = block_error(&self.g, &self.lse2, self.eps, self.tau);
+    }
 
-        match self.tau {
-            None => row_error,
-            Some(_) => f_change.max(g_change) / eps,
+    /// One iteration after [`Self::measure_rows`] found the current plan's error `error`:
+    /// the f-update (plain, or Anderson-accelerated), then the exact g-update.
+    fn step(&mut self, anderson: Option<&mut Anderson>, error: f64) {
+        let rho = damping(self.eps, self.tau);
+        for (target, l) in self.f_hat.iter_mut().zip(&self.lse1) {
+            *target = -rho * self.eps * l;
         }
+        match anderson {
+            Some(anderson) => anderson.step(&mut self.f, &self.f_hat, error, self.eps),
+            None => self.f.copy_from_slice(&self.f_hat),
+        }
+        self.measure_columns();
+        for (g, l) in self.g.iter_mut().zip(&self.lse2) {
+            *g = -rho * self.eps * l;
+        }
+        self.column_error = block_error(&self.g, &self.lse2, self.eps, self.tau);
     }
 }
 
@@ -294,13 +346,30 @@ fn fill_log_weights(h: &mut [f64], potential: &[f64], eps: f64, n: usize) {
     }
 }
 
-/// `p ← ρ · (−λ lse)`; returns the largest change.
-fn update_potentials(potential: &mut [f64], lse: &[f64], eps: f64, rho: f64) -> f64 {
-    let mut change: f64 = 0.0;
-    for (p, l) in potential.iter_mut().zip(lse) {
-        let new = -rho * eps * l;
-        change = change.max((new - *p).abs());
-        *p = new;
+/// `ρ = τ/(τ + λ)`, the damping of KL-relaxed marginals (1 when balanced).
+fn damping(eps: f64, tau: Option<f64>) -> f64 {
+    tau.map_or(1.0, |tau| tau / (tau + eps))
+}
+
+/// The error of one side of the plan whose potential is `p`, given the LSE over the other
+/// side. Balanced: that marginal's L1 error `Σ_i a_i |e^{p_i/λ + lse_i} − 1|` (the plan's
+/// marginal is `a_i e^{p_i/λ + lse_i}`); unbalanced: the fixed-point residual
+/// `max_i |p_i − p̂_i| / λ` with `p̂ = −ρ λ lse` the exact update.
+fn block_error(p: &[f64], lse: &[f64], eps: f64, tau: Option<f64>) -> f64 {
+    match tau {
+        None => {
+            p.iter()
+                .zip(lse)
+                .map(|(p, l)| (p / eps + l).exp_m1().abs())
+                .sum::<f64>()
+                / p.len() as f64
+        }
+        Some(_) => {
+            let rho = damping(eps, tau);
+            p.iter()
+                .zip(lse)
+                .map(|(p, l)| (p / eps + rho * l).abs())
+                .fold(0.0, f64::max)
+        }
     }
-    change
 }
