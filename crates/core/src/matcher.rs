@@ -31,8 +31,9 @@ pub struct SolveOptions {
     /// Entropic regularisation λ (> 0), in cost units, or a fraction of the mean cost.
     pub epsilon: f64,
     pub epsilon_mode: EpsilonMode,
-    /// Stop when the marginal error `‖M 1 − a‖₁` falls below this (unbalanced: when the
-    /// potentials move less than `tol · λ` in max norm).
+    /// Stop when the marginal error of the current plan — the larger of `‖M 1 − a‖₁` and
+    /// `‖Mᵀ 1 − b‖₁` — falls below this (unbalanced: when the fixed-point residual, the
+    /// largest change an exact update would make to f or g, is below `tol · λ`).
     pub tol: f64,
     /// Stop after this many iterations (all ε-scaling stages counted), reporting non-convergence.
     pub max_iter: usize,
@@ -126,14 +127,16 @@ pub struct SolveReport {
     pub iterations: usize,
     /// Marginal error of the returned coupling (balanced: the larger of the row and column L1
     /// errors `‖M 1 − a‖₁`, `‖Mᵀ 1 − b‖₁`, measured on the final potentials; unbalanced: the
-    /// largest potential change of the last iteration over λ, the fixed-point residual).
+    /// fixed-point residual `max(|f − f̂|, |g − ĝ|) / λ` at the final potentials, f̂ and ĝ
+    /// being the exact updates).
     pub marginal_error: f64,
     /// `stopped == StopReason::Tolerance`.
     pub converged: bool,
     pub stopped: StopReason,
     pub seconds: f64,
-    /// Over-relaxation factor ω of the potential updates at the final λ (`None`: plain
-    /// Sinkhorn, ω = 1).
+    /// Acceleration at the final λ (`None`: plain Sinkhorn): the effective over-relaxation of
+    /// the last Anderson step, `⟨Δu, r⟩ / ‖r‖²` — how far it went along the plain Sinkhorn
+    /// step `r` (1: a plain step; `crate::sinkhorn::anderson`).
     pub omega: Option<f64>,
 }
 

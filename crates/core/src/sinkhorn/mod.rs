@@ -45,6 +45,8 @@ use anderson::Anderson;
 
 /// λ shrinks by this factor between ε-scaling stages.
 pub const EPS_SCALING_FACTOR: f64 = 0.5;
+/// Most ε-scaling stages before the target λ (the first starts at most `2^64 λ`).
+pub const MAX_STAGES: usize = 64;
 /// An intermediate ε-scaling stage ends when its marginal error falls below this.
 pub const STAGE_TOL: f64 = 1e-2;
 /// Exact mean cost up to this many pairs; above, a seeded sample of this many pairs.
@@ -66,6 +68,7 @@ impl Matcher for CpuMatcher {
         progress: &dyn Progress,
     ) -> Result<Solution, MatcherError> {
         options.validate()?;
+        problem.validate()?;
         let groups = problem
             .groups
             .par_iter()
@@ -146,11 +149,12 @@ pub fn cost_diameter(group: &Group, metric: Metric) -> f64 {
 }
 
 /// The λ of each stage: from the diameter down to `lambda` by [`EPS_SCALING_FACTOR`], ending
-/// with `lambda` itself; just `[lambda]` without ε-scaling.
+/// with `lambda` itself; just `[lambda]` without ε-scaling. At most [`MAX_STAGES`] + 1 stages
+/// whatever the diameter (even an infinite or NaN one).
 pub fn epsilon_schedule(diameter: f64, lambda: f64, eps_scaling: bool) -> Vec<f64> {
     let mut stages = Vec::new();
     if eps_scaling {
-        let mut eps = diameter;
+        let mut eps = diameter.min(lambda * EPS_SCALING_FACTOR.powi(-(MAX_STAGES as i32)));
         while eps > lambda {
             stages.push(eps);
             eps *= EPS_SCALING_FACTOR;
@@ -204,6 +208,10 @@ pub fn solve_group(group: &Group, metric: Metric, options: &SolveOptions) -> Gro
                     state.begin_stage(lambda);
                     state.measure_columns();
                     report.marginal_error = state.measure_rows();
+                    if report.marginal_error < options.tol {
+                        report.converged = true;
+                        report.stopped = StopReason::Tolerance;
+                    }
                 }
                 break 'stages;
             }
