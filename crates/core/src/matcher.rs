@@ -25,6 +25,28 @@ pub enum EpsilonMode {
     Relative,
 }
 
+/// Arithmetic of the CPU matcher's LSE passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f64 throughout: the reference.
+    F64,
+    /// f32 passes (twice the SIMD lanes, half the memory) while the marginal error is far
+    /// above what f32 resolves, then f64 passes to the tolerance: the same fixed point and the
+    /// same reported error as [`Precision::F64`], sooner (`crate::sinkhorn` module docs).
+    #[default]
+    F32,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
 /// Options of the entropic OT solve. Defaults are the paper's (λ = 0.05 on the raw cost).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SolveOptions {
@@ -46,6 +68,21 @@ pub struct SolveOptions {
     /// it off.
     #[serde(default = "default_true")]
     pub acceleration: bool,
+    /// CPU: the arithmetic of the LSE passes (`--precision`).
+    #[serde(default)]
+    pub precision: Precision,
+    /// CPU: bytes the cost matrices of all groups may take when materialised (each group's
+    /// `n1 × n2` costs, stored twice, in the precision of its passes); groups that do not fit
+    /// recompute their costs at every pass. 0 never materialises.
+    #[serde(default = "default_cost_budget")]
+    pub cost_budget: u64,
+}
+
+/// Default [`SolveOptions::cost_budget`]: 1 GiB.
+pub const DEFAULT_COST_BUDGET: u64 = 1 << 30;
+
+fn default_cost_budget() -> u64 {
+    DEFAULT_COST_BUDGET
 }
 
 fn default_true() -> bool {
@@ -62,6 +99,8 @@ impl Default for SolveOptions {
             eps_scaling: true,
             unbalanced: None,
             acceleration: true,
+            precision: Precision::default(),
+            cost_budget: DEFAULT_COST_BUDGET,
         }
     }
 }
