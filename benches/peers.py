@@ -9,38 +9,49 @@ All three tools solve the same balanced entropic OT problem between the centred
 log-ratio (clr, row-centred logits) rows with uniform marginals, the Euclidean
 (non-squared) cost and an absolute regulariser epsilon = 0.05, in the log domain:
 
-* psa      ``psa match ... --method ot --metric euclidean --epsilon 0.05`` (subprocess;
-           it reads the raw logits and centres them itself; same maths).
+* psa      ``crates/core/examples/peer_solve.rs`` (psa-core's CPU matcher; only psa-core
+           is built: ``cargo build --release -p psa-core --example peer_solve``). It reads
+           the raw logits and centres them itself. Two rows: ``psa`` with its defaults
+           (Anderson acceleration, f32 passes handing over to f64, costs materialised
+           within a 1 GiB budget, epsilon-scaling in tol mode) and ``psa f64 plain``
+           (``--precision f64 --no-acceleration --cost-budget 0``: the f64 reference as it
+           was before issue 16; ``--skip-psa-plain`` drops it).
 * POT      ``ot.sinkhorn(a, b, C, 0.05, method='sinkhorn_log')`` on the dense n x n
-           cost ``C = ot.dist(X, Y, 'euclidean')`` (single-threaded numpy).
+           cost ``C = ot.dist(X, Y, 'euclidean')`` (single-threaded numpy, float64).
 * OTT-JAX  jitted ``Sinkhorn(lse_mode=True)`` on ``PointCloud(X, Y,
            cost_fn=costs.Euclidean(), epsilon=0.05)`` (absolute epsilon: with
-           ``relative_epsilon=None`` OTT >= 0.5 takes a float epsilon as is), float64,
-           CPU.  With its default ``batch_size=None`` it materialises the cost;
-           ``--ott-batch-size B`` adds rows for the online (on-the-fly) variant.
+           ``relative_epsilon=None`` OTT >= 0.5 takes a float epsilon as is), CPU, in its
+           default float32 (``--ott-x64`` adds float64 rows). With its default
+           ``batch_size=None`` it materialises the cost; ``--ott-batch-size B`` adds rows
+           for the online (on-the-fly) variant.
 
 Two modes per tool:
 
 * ``fixed K``  exactly K iterations (``--iters``; ``--pot-iters`` for POT), no early
-               stop, no epsilon-scaling: gives seconds per iteration.
+               stop, no epsilon-scaling: gives seconds per iteration. psa's s/iter is
+               marginal, ``(t_K - t_1)/(K - 1)`` from two solves in the same process, so its
+               one-off setup (materialising the costs) and its final f64 measurement are
+               not spread over the K iterations; its "seconds" is the whole K-iteration solve.
 * ``tol X``    iterate until the L1 marginal error is <= X (``--tol``), capped at
                ``--max-tol-iters`` iterations and ``--timeout`` seconds of solving.
-               psa uses its default epsilon-scaling here (same fixed point, fewer
-               iterations); POT and OTT use plain Sinkhorn, as they do by default.
+               psa uses its defaults here (same fixed point, fewer iterations; its time is
+               the whole solve, setup included); POT and OTT use plain Sinkhorn, as they do
+               by default.
 
-Every measurement runs in its own process (psa binary, or ``peers.py --worker``)
+Every measurement runs in its own process (psa example, or ``peers.py --worker``)
 reaped with ``os.wait4`` so that its peak RSS (``ru_maxrss``) is per measurement.
 
 Fairness notes
 --------------
 * Timings exclude process start, imports, data loading, POT's cost-matrix build and
   JAX compilation (OTT is compiled ahead of time with ``jit(...).lower().compile()``,
-  then run once, timed with ``block_until_ready``). psa's time is the group solve
-  time it reports in ``summary.json``.
+  then run once, timed with ``block_until_ready``). psa's time is measured around its
+  ``CpuMatcher::solve`` call.
 * Peak RSS includes everything the process held: POT's n x n cost matrix and
   temporaries, the Python/JAX runtime (see the "worker floor" line in the header:
-  a worker that only imports and loads the data).
-* The error criterion: psa stops on ``||P 1 - a||_1`` (checked every iteration); OTT on
+  a worker that only imports and loads the data), psa's materialised costs.
+* The error criterion: psa stops on the larger of its row and column L1 errors, measured
+  in f64 on the potentials it returns (checked every iteration); OTT on
   ``||P^T 1 - b||_1`` (``norm_error=1``, checked every ``inner_iterations=10``);
   POT's own ``stopThr`` is the *L2* norm of the column error (every 10 iterations),
   which is up to sqrt(n) times weaker than L1.  So by default (``--pot-tol-mode l1``)
@@ -50,36 +61,38 @@ Fairness notes
   ``--pot-tol-mode stopthr`` instead runs one call with ``stopThr=tol`` and just reports
   the L1 error it reached.
 * "L1 err" is recomputed by this script from each peer's final plan/potentials (the
-  larger of the row and column L1 errors; one of the two is exact after the last
-  half-step); psa's is the ``marginal_error`` of its summary.
+  larger of the row and column L1 errors, in the peer's own precision); psa's is the
+  ``marginal_error`` of its report. OTT in float32 may stop on a plateau above tol: its
+  row then says "reached: no" and its ratio is a lower bound.
 * Threads: every measurement is pinned to ``--threads`` CPUs (default: all this
   process may use) via CPU affinity; psa also gets ``RAYON_NUM_THREADS``, JAX
   ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=true``. POT's logsumexp is single-threaded.
 
 How to run
 ----------
-    benches/run_peers.sh [--psa target/release/psa] [--sizes 1000 2000 4000 8000]
-                         [--ts 12 45] [--iters 10] [--tol 1e-6] [--out FILE]
+    cargo build --release -p psa-core --example peer_solve
+    benches/run_peers.sh [--sizes 1000 2000 4000 8000] [--ts 12 45] [--iters 10]
+                         [--tol 1e-6] [--out FILE]
     benches/run_peers.sh --sizes 500 --ts 12 --skip-psa      # peers only, quick
 
 ``run_peers.sh`` makes/updates the venv (``$PSA_BENCH_VENV``, default
 ``~/.cache/psa-bench-venv``) from ``peers_requirements.txt`` and runs this script.
-The default psa binary is ``$CARGO_TARGET_DIR/release/psa`` if that is set, else
-``target/release/psa`` under the repository root.
+The default psa example is ``$CARGO_TARGET_DIR/release/examples/peer_solve`` if that is
+set, else ``target/release/examples/peer_solve`` under the repository root (``--psa``).
 
 Output columns (Markdown, stdout and ``--out``, default ``benches/peers_latest.md``)
 ----------------------------------------------------------------------------------
 n, T       problem size: n points per modality, T classes (clr dimension).
-tool       psa / POT / OTT-JAX (``bs=B``: OTT's online cost with that batch size).
+tool       psa / psa f64 plain / POT / OTT-JAX (``f64``: float64; ``bs=B``: online cost).
 mode       ``fixed K`` or ``tol X`` (see above).
-s/iter     solve seconds / iterations.
+s/iter     seconds per iteration (psa fixed: marginal, see above).
 iters      iterations run (psa ``tol``: all epsilon-scaling stages counted).
 seconds    solve seconds (wall clock, excluding the items listed above); ``> X``:
            the measurement was stopped at the time limit.
 L1 err     final L1 marginal error.
 reached    whether L1 err <= tol (``tol`` mode); ``-`` in ``fixed`` mode.
 peak RSS   peak resident set size of the measuring process, MB (1e6 bytes).
-Ratios below the table are peer / psa (> 1: psa is faster).
+Ratios below the table are peer / psa (> 1: psa is faster), against the ``psa`` row.
 """
 
 from __future__ import annotations
@@ -177,6 +190,8 @@ class Row:
 
     @property
     def s_per_iter(self) -> Optional[float]:
+        if "s_per_iter" in self.extra:
+            return self.extra["s_per_iter"]
         if self.seconds is None or not self.iters:
             return None
         return self.seconds / self.iters
@@ -242,42 +257,43 @@ def error_line(stderr: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def measure_psa(args, case: Path, n: int, t: int, mode: str, env: dict, cpus) -> Row:
-    row = Row(n, t, "psa", mode)
-    with tempfile.TemporaryDirectory(prefix="psa-out-") as out:
-        cmd = [
-            str(args.psa), "match",
-            "--scores1", str(case / "scores1.npy"), "--labels1", str(case / "labels1.npy"),
-            "--scores2", str(case / "scores2.npy"), "--labels2", str(case / "labels2.npy"),
-            "--out", out, "--method", "ot", "--epsilon", str(EPSILON),
-            "--metric", "euclidean", "--dense-max", "0", "--topk", "1",
-        ]
-        if mode == "fixed":
-            cmd += ["--no-eps-scaling", "--tol", "1e-300", "--max-iter", str(args.iters)]
-        else:
-            cmd += ["--tol", repr(args.tol), "--max-iter", str(args.max_tol_iters)]
-        p = run_measured(cmd, args.timeout + SETUP_GRACE_S, cpus, env)
-        row.rss_mb = p.rss_mb
-        if p.rc is None:
-            row.timed_out, row.seconds = True, float(args.timeout)
-            return row
-        if p.rc != 0:
-            row.failed = f"psa exit {p.rc}: {error_line(p.stderr)}"
-            return row
-        summary = json.loads((Path(out) / "summary.json").read_text())
-        g = summary["groups"][0]
-        row.iters, row.seconds = int(g["iterations"]), float(g["seconds"])
-        row.error = float(g["marginal_error"])
-        row.extra["converged"] = g.get("converged")
-        row.extra["process_wall_s"] = p.wall
+PSA_VARIANTS = {
+    "psa": [],
+    "psa f64 plain": ["--precision", "f64", "--no-acceleration", "--cost-budget", "0"],
+}
+
+
+def measure_psa(args, case: Path, n: int, t: int, mode: str, env: dict, cpus,
+                label: str = "psa") -> Row:
+    row = Row(n, t, label, mode)
+    cmd = [str(args.psa), str(case / "scores1.npy"), str(case / "scores2.npy"),
+           "--epsilon", str(EPSILON)] + PSA_VARIANTS[label]
+    if mode == "fixed":
+        cmd += ["--fixed", str(args.iters)]
+    else:
+        cmd += ["--tol", repr(args.tol), "--max-iter", str(args.max_tol_iters)]
+    p = run_measured(cmd, args.timeout + SETUP_GRACE_S, cpus, env)
+    row.rss_mb = p.rss_mb
+    if p.rc is None:
+        row.timed_out, row.seconds = True, float(args.timeout)
+        return row
+    try:
+        r = worker_result(p)
+    except (RuntimeError, ValueError) as e:
+        row.failed = f"{label}: {e}"
+        return row
+    row.iters, row.seconds, row.error = r["iters"], r["seconds"], r["error"]
+    row.extra = {k: v for k, v in r.items() if k not in ("iters", "seconds", "error")}
     if mode == "tol":
         row.reached = row.error <= args.tol
     return row
 
 
 def measure_peer(args, case: Path, n: int, t: int, tool: str, mode: str, env, cpus,
-                 batch_size: int = 0) -> Row:
+                 batch_size: int = 0, x64: bool = False) -> Row:
     label = {"pot": "POT", "ott": "OTT-JAX"}[tool]
+    if tool == "ott" and x64:
+        label += " f64"
     if tool == "ott" and batch_size:
         label += f" bs={batch_size}"
     row = Row(n, t, label, mode)
@@ -289,11 +305,14 @@ def measure_peer(args, case: Path, n: int, t: int, tool: str, mode: str, env, cp
         "--max-tol-iters", str(args.max_tol_iters), "--timeout", str(args.timeout),
         "--pot-tol-mode", args.pot_tol_mode, "--pot-chunk", str(args.pot_chunk),
         "--worker-batch-size", str(batch_size),
-    ]
-    p = run_measured(cmd, args.timeout + SETUP_GRACE_S, cpus, env)
+    ] + (["--worker-x64"] if x64 else [])
+    if tool == "pot":
+        cmd[cmd.index("--timeout") + 1] = str(args.pot_timeout)
+    timeout = args.pot_timeout if tool == "pot" else args.timeout
+    p = run_measured(cmd, timeout + SETUP_GRACE_S, cpus, env)
     row.rss_mb = p.rss_mb
     if p.rc is None:
-        row.timed_out, row.seconds = True, float(args.timeout)
+        row.timed_out, row.seconds = True, float(timeout)
         return row
     try:
         r = worker_result(p)
@@ -362,7 +381,8 @@ def worker_pot(a) -> dict:
 def worker_ott(a) -> dict:
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    # OTT's default is float32; --ott-x64 rows run it in float64.
+    jax.config.update("jax_enable_x64", bool(a.worker_x64))
     import jax.numpy as jnp
     from ott.geometry import costs, pointcloud
     from ott.problems.linear import linear_problem
@@ -453,12 +473,12 @@ def versions(args, env) -> dict:
             out[pkg] = "not installed"
     if not args.skip_psa:
         try:
-            p = subprocess.run([str(args.psa), "--version"], capture_output=True, text=True,
-                               timeout=30, env=env)
-            text = p.stdout.strip() or p.stderr.strip() or f"exit {p.returncode}"
-            out["psa"] = text.removeprefix("psa ").strip()
-        except OSError as e:
-            out["psa"] = f"unavailable ({e.strerror})"
+            p = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                               capture_output=True, text=True, timeout=30)
+            commit = p.stdout.strip() or "unknown"
+        except OSError:
+            commit = "unknown"
+        out["psa"] = f"psa-core peer_solve at {commit}"
     return out
 
 
@@ -470,10 +490,12 @@ def render(args, rows: list[Row], header: dict, floors: dict) -> str:
         f"- machine: {header['cpu']}; nproc {header['nproc']}; "
         f"{header['threads']} CPU(s) used per measurement",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in header["versions"].items()),
-        f"- problem: balanced, uniform marginals, Euclidean cost on clr(logits), "
-        f"epsilon {EPSILON} (absolute), float64; fixed mode: {args.iters} iterations "
-        f"(POT {args.pot_iters}); tol mode: L1 marginal error <= {args.tol:g}, at most "
-        f"{args.max_tol_iters} iterations / {args.timeout:g} s; POT tol mode: {args.pot_tol_mode}",
+        f"- problem: `make_logits(n, T, seed {args.seed})`, balanced, uniform marginals, "
+        f"Euclidean cost on clr(logits), epsilon {EPSILON} (absolute); POT in float64, OTT-JAX "
+        f"in its default float32 (rows marked f64: float64), psa as its row says; fixed mode: "
+        f"{args.iters} iterations (POT {args.pot_iters}); tol mode: L1 marginal error <= "
+        f"{args.tol:g}, at most {args.max_tol_iters} iterations / {args.timeout:g} s "
+        f"(POT {args.pot_timeout:g} s); POT tol mode: {args.pot_tol_mode}",
     ]
     if floors:
         lines.append("- worker floor (imports + data, no solve), peak RSS MB: "
@@ -535,24 +557,28 @@ def default_psa() -> Path:
     target = os.environ.get("CARGO_TARGET_DIR")
     base = (REPO_ROOT / target) if target and not os.path.isabs(target) else \
         Path(target) if target else REPO_ROOT / "target"
-    return base / "release" / "psa"
+    return base / "release" / "examples" / "peer_solve"
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--psa", type=Path, default=None, help="psa binary (default: %s)"
-                    % default_psa())
+    ap.add_argument("--psa", type=Path, default=None,
+                    help="psa-core's peer_solve example (default: %s)" % default_psa())
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--ts", type=int, nargs="+", default=[12, 45])
     ap.add_argument("--iters", type=int, default=10, help="K for fixed mode (default 10)")
     ap.add_argument("--pot-iters", type=int, default=None,
                     help="K for POT's fixed mode (default: --iters; POT is ~4.6 s/iter at n=8000)")
     ap.add_argument("--tol", type=float, default=1e-6, help="L1 marginal tolerance")
+    ap.add_argument("--modes", nargs="+", choices=["fixed", "tol"], default=["fixed", "tol"],
+                    help="which measurements to run (default: both)")
     ap.add_argument("--max-tol-iters", type=int, default=2000,
                     help="iteration cap in tol mode (default 2000)")
     ap.add_argument("--timeout", type=float, default=900.0,
                     help="seconds of solving per measurement before it is stopped (default 900)")
+    ap.add_argument("--pot-timeout", type=float, default=None,
+                    help="seconds of solving per POT measurement (default: --timeout)")
     ap.add_argument("--pot-tol-mode", choices=["l1", "stopthr"], default="l1")
     ap.add_argument("--pot-chunk", type=int, default=10,
                     help="iterations per warm-started POT call in --pot-tol-mode l1")
@@ -562,6 +588,10 @@ def parse_args(argv=None):
                     help="CPUs per measurement (default: all available)")
     ap.add_argument("--seed", type=int, default=20240)
     ap.add_argument("--skip-psa", action="store_true")
+    ap.add_argument("--skip-psa-plain", action="store_true",
+                    help="drop the 'psa f64 plain' rows (the reference without issue 16)")
+    ap.add_argument("--ott-x64", action="store_true",
+                    help="also time OTT-JAX in float64 (its default is float32)")
     ap.add_argument("--skip-pot", action="store_true")
     ap.add_argument("--skip-ott", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "benches" / "peers_latest.md")
@@ -571,9 +601,11 @@ def parse_args(argv=None):
     ap.add_argument("--worker-mode", choices=["fixed", "tol", "floor"], help=argparse.SUPPRESS)
     ap.add_argument("--worker-data", help=argparse.SUPPRESS)
     ap.add_argument("--worker-batch-size", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-x64", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.psa = args.psa or default_psa()
     args.pot_iters = args.pot_iters or args.iters
+    args.pot_timeout = args.pot_timeout or args.timeout
     return args
 
 
@@ -598,8 +630,9 @@ def main(argv=None) -> int:
         "PYTHONUNBUFFERED": "1",
     })
     if not args.skip_psa and not os.access(args.psa, os.X_OK):
-        print(f"psa binary not found at {args.psa} (build it with cargo build --release, "
-              "pass --psa, or use --skip-psa)", file=sys.stderr)
+        print(f"psa example not found at {args.psa} (build it with cargo build --release "
+              "-p psa-core --example peer_solve, pass --psa, or use --skip-psa)",
+              file=sys.stderr)
         return 2
 
     header = {
@@ -621,15 +654,21 @@ def main(argv=None) -> int:
                     if not args.skip_ott:
                         floors["OTT-JAX"] = worker_floor("ott", case, env, cpus)
                 jobs = []
-                for mode in ("fixed", "tol"):
+                for mode in args.modes:
                     if not args.skip_psa:
                         jobs.append(lambda m=mode: measure_psa(args, case, n, t, m, env, cpus))
+                        if not args.skip_psa_plain:
+                            jobs.append(lambda m=mode: measure_psa(args, case, n, t, m, env,
+                                                                   cpus, "psa f64 plain"))
                     if not args.skip_pot:
                         jobs.append(lambda m=mode: measure_peer(args, case, n, t, "pot", m,
                                                                 env, cpus))
                     if not args.skip_ott:
                         jobs.append(lambda m=mode: measure_peer(args, case, n, t, "ott", m,
                                                                 env, cpus))
+                        if args.ott_x64:
+                            jobs.append(lambda m=mode: measure_peer(args, case, n, t, "ott", m,
+                                                                    env, cpus, x64=True))
                         if args.ott_batch_size:
                             jobs.append(lambda m=mode: measure_peer(
                                 args, case, n, t, "ott", m, env, cpus, args.ott_batch_size))
@@ -642,7 +681,7 @@ def main(argv=None) -> int:
                     print(f"[n={n} T={t}] {row.tool} {row.mode}: {status}",
                           file=sys.stderr, flush=True)
     rows.sort(key=lambda r: (r.n, r.t, r.mode != "fixed",
-                             {"psa": 0, "POT": 1}.get(r.tool, 2), r.tool))
+                             {"psa": 0, "psa f64 plain": 1, "POT": 2}.get(r.tool, 3), r.tool))
     report = render(args, rows, header, floors)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

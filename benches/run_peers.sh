@@ -6,9 +6,11 @@
 # Creates the venv ${PSA_BENCH_VENV:-$HOME/.cache/psa-bench-venv} if missing,
 # (re)installs benches/peers_requirements.txt whenever that file changes, then runs
 # benches/peers.py from the repository root with all arguments passed through.
-# --psa defaults to $CARGO_TARGET_DIR/release/psa if CARGO_TARGET_DIR is set, else
-# target/release/psa (relative to the repository root). Build it first with
-# `cargo build --release`, or pass --skip-psa to time the peers only.
+# --psa (psa-core's peer_solve example) defaults to
+# $CARGO_TARGET_DIR/release/examples/peer_solve if CARGO_TARGET_DIR is set, else
+# target/release/examples/peer_solve (relative to the repository root). Build it first with
+# `cargo build --release -p psa-core --example peer_solve` (psa-core only: no burn, no
+# wgpu), or pass --skip-psa to time the peers only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,7 +44,7 @@ if [ "$has_psa" = 0 ]; then
     else
         target="$ROOT/target"
     fi
-    set -- --psa "$target/release/psa" "$@"
+    set -- --psa "$target/release/examples/peer_solve" "$@"
 fi
 
 cd "$ROOT"

@@ -7,7 +7,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use psa_core::synthetic::clustered_problem;
-use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, SolveOptions};
+use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Precision, SolveOptions};
 
 fn one_iteration(c: &mut Criterion) {
     let options = SolveOptions {
@@ -15,6 +15,11 @@ fn one_iteration(c: &mut Criterion) {
         tol: f64::MIN_POSITIVE,
         max_iter: 1,
         eps_scaling: false,
+        // The f64 reference kernel with streamed costs (the modes that issue 16 added are
+        // timed by benches/peers.py through crates/core/examples/peer_solve.rs).
+        acceleration: false,
+        precision: Precision::F64,
+        cost_budget: 0,
         ..SolveOptions::default()
     };
     let mut group = c.benchmark_group("sinkhorn_iteration");

@@ -51,7 +51,7 @@ pub use cost::Metric;
 pub use coupling::{Coupling, CouplingKind, TopK};
 pub use error::CoreError;
 pub use matcher::{
-    EpsilonMode, GroupSolution, Matcher, MatcherError, NoProgress, Progress, Solution,
+    EpsilonMode, GroupSolution, Matcher, MatcherError, NoProgress, Precision, Progress, Solution,
     SolveOptions, SolveReport, StopReason,
 };
 pub use problem::{Group, Problem, Unmatched};

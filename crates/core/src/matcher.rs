@@ -26,14 +26,37 @@ pub enum EpsilonMode {
     Relative,
 }
 
+/// Arithmetic of the CPU matcher's LSE passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f64 throughout: the reference.
+    F64,
+    /// f32 passes (twice the SIMD lanes, half the memory) while the marginal error is far
+    /// above what f32 resolves, then f64 passes to the tolerance: the same fixed point and the
+    /// same reported error as [`Precision::F64`], sooner (`crate::sinkhorn` module docs).
+    #[default]
+    F32,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
 /// Options of the entropic OT solve. Defaults are the paper's (λ = 0.05 on the raw cost).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SolveOptions {
     /// Entropic regularisation λ (> 0), in cost units, or a fraction of the mean cost.
     pub epsilon: f64,
     pub epsilon_mode: EpsilonMode,
-    /// Stop when the marginal error `‖M 1 − a‖₁` falls below this (unbalanced: when the
-    /// potentials move less than `tol · λ` in max norm).
+    /// Stop when the marginal error of the current plan — the larger of `‖M 1 − a‖₁` and
+    /// `‖Mᵀ 1 − b‖₁` — falls below this (unbalanced: when the fixed-point residual, the
+    /// largest change an exact update would make to f or g, is below `tol · λ`).
     pub tol: f64,
     /// Stop after this many iterations (all ε-scaling stages counted), reporting non-convergence.
     pub max_iter: usize,
@@ -41,6 +64,30 @@ pub struct SolveOptions {
     pub eps_scaling: bool,
     /// KL-relaxed marginals with strength τ (METHOD.md, Unbalanced OT); `None` = balanced.
     pub unbalanced: Option<f64>,
+    /// Over-relax the potential updates with an automatic, safeguarded ω (same fixed point,
+    /// several times fewer iterations; `crate::sinkhorn::relax`). `--no-acceleration` turns
+    /// it off.
+    #[serde(default = "default_true")]
+    pub acceleration: bool,
+    /// CPU: the arithmetic of the LSE passes (`--precision`).
+    #[serde(default)]
+    pub precision: Precision,
+    /// CPU: bytes the cost matrices of all groups may take when materialised (each group's
+    /// `n1 × n2` costs, stored twice, in the precision of its passes); groups that do not fit
+    /// recompute their costs at every pass. 0 never materialises.
+    #[serde(default = "default_cost_budget")]
+    pub cost_budget: u64,
+}
+
+/// Default [`SolveOptions::cost_budget`]: 1 GiB.
+pub const DEFAULT_COST_BUDGET: u64 = 1 << 30;
+
+fn default_cost_budget() -> u64 {
+    DEFAULT_COST_BUDGET
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for SolveOptions {
@@ -52,6 +99,9 @@ impl Default for SolveOptions {
             max_iter: 10_000,
             eps_scaling: true,
             unbalanced: None,
+            acceleration: true,
+            precision: Precision::default(),
+            cost_budget: DEFAULT_COST_BUDGET,
         }
     }
 }
@@ -117,14 +167,16 @@ pub struct SolveReport {
     pub iterations: usize,
     /// Marginal error of the returned coupling (balanced: the larger of the row and column L1
     /// errors `‖M 1 − a‖₁`, `‖Mᵀ 1 − b‖₁`, measured on the final potentials; unbalanced: the
-    /// largest potential change of the last iteration over λ, the fixed-point residual).
+    /// fixed-point residual `max(|f − f̂|, |g − ĝ|) / λ` at the final potentials, f̂ and ĝ
+    /// being the exact updates).
     pub marginal_error: f64,
     /// `stopped == StopReason::Tolerance`.
     pub converged: bool,
     pub stopped: StopReason,
     pub seconds: f64,
-    /// Over-relaxation factor ω of the potential updates at the final λ (`None`: plain
-    /// Sinkhorn, ω = 1).
+    /// Acceleration at the final λ (`None`: plain Sinkhorn): the effective over-relaxation of
+    /// the last Anderson step, `⟨Δu, r⟩ / ‖r‖²` — how far it went along the plain Sinkhorn
+    /// step `r` (1: a plain step; `crate::sinkhorn::anderson`).
     pub omega: Option<f64>,
 }
 

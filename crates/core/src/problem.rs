@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayView2, Axis};
 
-use crate::transform::{check_finite, clr};
+use crate::transform::{check_finite, check_scores, clr};
 use crate::{CoreError, Metric, ScoresKind};
 
 /// One label group: the rows of each modality carrying that label.
@@ -67,7 +67,8 @@ impl Problem {
     /// Groups raw classifier outputs by label and applies the centred log-ratio.
     ///
     /// Groups are ordered by label: numerically when every label is an integer, else
-    /// lexicographically, so outputs do not depend on row order.
+    /// lexicographically, so outputs do not depend on row order. Fails, naming the input, row
+    /// and column, on a non-finite entry or a score beyond ±[`crate::transform::MAX_SCORE`].
     pub fn from_scores(
         scores1: ArrayView2<'_, f64>,
         labels1: &[String],
@@ -80,10 +81,12 @@ impl Problem {
         check_finite("scores2", scores2)?;
         let x1 = clr(scores1, kind);
         let x2 = clr(scores2, kind);
+        check_scores("scores1", x1.view(), scores1)?;
+        check_scores("scores2", x2.view(), scores2)?;
         Problem::from_transformed(x1.view(), labels1, x2.view(), labels2, metric)
     }
 
-    /// Groups already-transformed scores by label.
+    /// Groups already-transformed scores by label (same checks as [`Problem::from_scores`]).
     pub fn from_transformed(
         x1: ArrayView2<'_, f64>,
         labels1: &[String],
@@ -92,6 +95,10 @@ impl Problem {
         metric: Metric,
     ) -> Result<Problem, CoreError> {
         check_shapes(x1, labels1, x2, labels2)?;
+        check_finite("scores1", x1)?;
+        check_finite("scores2", x2)?;
+        check_scores("scores1", x1, x1)?;
+        check_scores("scores2", x2, x2)?;
         let index1 = rows_by_label(labels1);
         let index2 = rows_by_label(labels2);
         let mut groups = Vec::new();
@@ -146,6 +153,35 @@ impl Problem {
     /// Number of score coordinates `T`.
     pub fn dim(&self) -> usize {
         self.groups.first().map_or(0, Group::dim)
+    }
+
+    /// What every matcher relies on, for a problem that may have been assembled by hand rather
+    /// than by [`Problem::from_scores`]: every group's scores finite and within
+    /// ±[`crate::transform::MAX_SCORE`], in standard layout, with the same `T` on both sides.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        for group in &self.groups {
+            if group.x1.ncols() != group.x2.ncols()
+                || !group.x1.is_standard_layout()
+                || !group.x2.is_standard_layout()
+            {
+                return Err(CoreError::Shape {
+                    what: "problem",
+                    message: format!(
+                        "group {}: scores must be standard-layout matrices with the same T",
+                        group.label
+                    ),
+                });
+            }
+            for (what, x, rows) in [
+                ("scores1", &group.x1, &group.rows1),
+                ("scores2", &group.x2, &group.rows2),
+            ] {
+                check_finite(what, x.view())
+                    .and_then(|()| check_scores(what, x.view(), x.view()))
+                    .map_err(|e| e.at_input_row(rows))?;
+            }
+        }
+        Ok(())
     }
 }
 

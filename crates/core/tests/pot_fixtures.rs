@@ -2,7 +2,7 @@
 //! `sinkhorn_log` and `sinkhorn_unbalanced` to 1e-12; we must agree to 1e-6 on `P(j|i)`.
 
 use ndarray::Array2;
-use psa_core::{CpuMatcher, Matcher, NoProgress, Problem, Solution, SolveOptions};
+use psa_core::{CpuMatcher, Matcher, NoProgress, Precision, Problem, Solution, SolveOptions};
 use psa_testdata::{PotCase, max_abs_diff};
 
 struct Case {
@@ -98,11 +98,28 @@ fn unbalanced_matches_pot_plan_and_conditionals() {
     }
 }
 
+/// Both marginals hold to `tol`; in f64 the column marginal is exact (each solve ends with an
+/// exact g-update), while an f32 solve may stop right after its handover to f64, with a column
+/// error that is measured, reported, and below `tol`.
 #[test]
 fn balanced_marginals_hold_to_tol() {
-    for tol in [1e-4, 1e-8] {
+    for (tol, precision) in [
+        (1e-4, Precision::F64),
+        (1e-8, Precision::F64),
+        (1e-4, Precision::F32),
+        (1e-8, Precision::F32),
+    ] {
         let case = load("euclid_reg005_T12");
-        let solution = solve(&case, true, tol);
+        let options = SolveOptions {
+            epsilon: case.reg,
+            tol,
+            max_iter: 100_000,
+            precision,
+            ..SolveOptions::default()
+        };
+        let solution = CpuMatcher
+            .solve(&case.problem, &options, &NoProgress)
+            .unwrap();
         for (index, group) in case.problem.groups.iter().enumerate() {
             let s = &solution.groups[index];
             let (n1, n2) = (group.n1(), group.n2());
@@ -122,9 +139,13 @@ fn balanced_marginals_hold_to_tol() {
                 "group {}: row error {row_error:e} ≥ tol {tol:e}",
                 group.label
             );
+            let col_tol = match precision {
+                Precision::F64 => 1e-12,
+                Precision::F32 => tol,
+            };
             assert!(
-                col_error < 1e-12,
-                "group {}: column error {col_error:e}",
+                col_error < col_tol,
+                "group {} ({precision:?}): column error {col_error:e}",
                 group.label
             );
         }
