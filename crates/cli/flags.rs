@@ -134,6 +134,38 @@ pub struct SinkhornArgs {
     /// Cost between transformed scores.
     #[arg(long, value_enum, default_value_t = MetricArg::Euclidean, hide_short_help = true)]
     pub metric: MetricArg,
+    /// Plain Sinkhorn iterations, without the safeguarded Anderson acceleration (same fixed
+    /// point; acceleration takes several times fewer iterations).
+    #[arg(long, hide_short_help = true)]
+    pub no_acceleration: bool,
+    /// CPU: arithmetic of the LSE passes. f32 hands over to f64 before the tolerance, so the
+    /// result and its reported error are f64's.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32, hide_short_help = true)]
+    pub precision: PrecisionArg,
+    /// CPU: memory (MiB) the groups' cost matrices may take when kept between passes; groups
+    /// that do not fit recompute their costs every pass. 0 never keeps them.
+    #[arg(long, value_name = "MIB", default_value_t = psa_core::matcher::DEFAULT_COST_BUDGET >> 20, hide_short_help = true)]
+    pub cost_budget: u64,
+}
+
+/// Arithmetic of the CPU matcher's LSE passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionArg {
+    /// f64 throughout (the reference).
+    F64,
+    /// f32 passes while the error is far above f32's resolution, then f64 to the tolerance.
+    #[default]
+    F32,
+}
+
+impl From<PrecisionArg> for psa_core::matcher::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F64 => Self::F64,
+            PrecisionArg::F32 => Self::F32,
+        }
+    }
 }
 
 impl SinkhornArgs {
@@ -150,7 +182,9 @@ impl SinkhornArgs {
             max_iter: self.max_iter as usize,
             eps_scaling: !self.no_eps_scaling,
             unbalanced: self.unbalanced,
-            ..SolveOptions::default()
+            acceleration: !self.no_acceleration,
+            precision: self.precision.into(),
+            cost_budget: self.cost_budget << 20,
         }
     }
 }
@@ -292,6 +326,7 @@ impl OutputArgs {
             project2,
             pseudo_pairs: self.pseudo_pairs as usize,
             seed,
+            ..OutputRequest::default()
         }
     }
 }

@@ -67,13 +67,18 @@ pub fn run(args: ExportArgs) -> Result<()> {
         manifest.method.name(),
         matcher.name()
     );
+    let names = loaded.names.clone();
     let solved = loaded.solved(matcher.as_ref())?;
-    let request = args.outputs.request(project2, args.seed.seed);
+    let mut request = args.outputs.request(project2, args.seed.seed);
+    // matches.h5ad records the options of the run that solved the coupling.
+    request.options = manifest.options.clone().into();
+    request.names = names;
     let files = psa_io::write_results(solved.as_ref(), &request, &out)?;
     psa_io::write_run(
         solved.as_ref(),
         manifest.options.clone(),
         manifest.inputs.clone(),
+        request.names.as_ref(),
         &out,
     )?;
     let mut options = serde_json::to_value(&args)?

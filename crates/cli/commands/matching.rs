@@ -128,9 +128,17 @@ pub fn run(args: MatchArgs) -> Result<()> {
         &solve,
     )?;
     let metrics = evaluate(solved.as_ref(), &inputs.truth)?;
-    let request = args.outputs.request(inputs.project2, args.seed.seed);
+    let mut request = args.outputs.request(inputs.project2, args.seed.seed);
+    request.names = inputs.names;
+    request.options = options.clone().into();
     let files = psa_io::write_results(solved.as_ref(), &request, &out)?;
-    psa_io::write_run(solved.as_ref(), options.clone(), inputs.files, &out)?;
+    psa_io::write_run(
+        solved.as_ref(),
+        options.clone(),
+        inputs.files,
+        request.names.as_ref(),
+        &out,
+    )?;
     let mut summary = summary_of(solved.as_ref(), &metrics, &files, options);
     summary.classifiers = inputs.classifiers;
     psa_io::write_json(&out.path("summary.json"), &summary)?;
@@ -199,6 +207,8 @@ struct Inputs {
     project2: Option<Array2<f64>>,
     /// Every file the run read, hashed for the manifest.
     files: Vec<InputFile>,
+    /// Row names for `matches.h5ad`, when modality 1 has them.
+    names: Option<psa_io::RowNames>,
     classifiers: Option<serde_json::Value>,
 }
 
@@ -249,13 +259,46 @@ fn read_inputs(args: &MatchArgs, hardware: &Hardware, out: &OutputDir) -> Result
         latents: read_latents(e, &side1, &side2)?,
     };
     let project2 = optional_matrix(args.outputs.project2.as_deref(), &side2)?;
+    let names = row_names(args, &truth, &side1, &side2)?;
     Ok(Inputs {
         problem,
         truth,
         project2,
         files: input_files(args)?,
+        names,
         classifiers,
     })
+}
+
+/// The rows' names for `matches.h5ad`: modality 1's `obs_names` when it is an `.h5ad`, else
+/// its `--ids1`; without either, no `matches.h5ad` (None). Modality 2's rows are named the
+/// same way, or by their row numbers.
+fn row_names(
+    args: &MatchArgs,
+    truth: &GroundTruth,
+    side1: &Side<'_>,
+    side2: &Side<'_>,
+) -> Result<Option<psa_io::RowNames>> {
+    let ids = truth.ids.as_ref();
+    let name = |side: &Side<'_>, given: Option<&Vec<String>>| -> Result<Option<Vec<String>>> {
+        if psa_io::is_h5ad(side.path) {
+            return Ok(Some(read_ids("obs_names", side)?));
+        }
+        Ok(given.cloned())
+    };
+    let Some(obs_names) = name(side1, ids.map(|(a, _)| a))? else {
+        return Ok(None);
+    };
+    let partner_names = match name(side2, ids.map(|(_, b)| b))? {
+        Some(names) => names,
+        None => (0..side2.rows).map(|r| r.to_string()).collect(),
+    };
+    let labels = inputs::read_labels(&args.labels1, side1.path)?;
+    Ok(Some(psa_io::RowNames {
+        obs_names,
+        labels,
+        partner_names,
+    }))
 }
 
 /// Size and SHA-256 of every input file, for the run manifest.

@@ -73,7 +73,8 @@ pub use matrix::read_matrix;
 pub use output::{Abandoned, OutputDir, RUN_MARKER, abandon_unfinished_outputs};
 pub use resources::{available_memory, bytes_of, ensure_memory, physical_memory};
 pub use results::{
-    CouplingFiles, MAX_LABEL_FILE_CHARS, OutputRequest, file_name_for_label, write_results,
+    CouplingFiles, MATCHES_H5AD, MAX_LABEL_FILE_CHARS, OutputRequest, RowNames,
+    file_name_for_label, write_results,
 };
 pub use run::{InputFile, LoadedRun, Manifest, read_run, write_run};
 pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary, group_summaries};

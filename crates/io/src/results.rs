@@ -8,7 +8,21 @@ use std::collections::HashSet;
 use ndarray::Array2;
 use psa_core::{Solved, scatter};
 
-use crate::{IoError, OutputDir, write_npy_f32, write_npy_f64, write_npy_i64};
+use crate::{IoError, Matches, OutputDir, write_npy_f32, write_npy_f64, write_npy_i64};
+
+/// Who the rows are, for `matches.h5ad`: the modality-1 rows' `obs_names` and labels, and the
+/// ids of the modality-2 rows that partners point to. `psa match` has them when modality 1 is
+/// an `.h5ad` (its `obs_names`) or `--ids1` is given; the run directory keeps them
+/// (`run/names.json`) so `psa export` writes the same file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowNames {
+    /// `obs_names` of `matches.h5ad`: one per modality-1 input row.
+    pub obs_names: Vec<String>,
+    /// The label `t` of each modality-1 input row (`obs["psa_label"]`).
+    pub labels: Vec<String>,
+    /// One id per modality-2 input row (`obs["psa_partner"]` names these).
+    pub partner_names: Vec<String>,
+}
 
 /// The outputs to write, as `psa match` and `psa export` flags give them.
 #[derive(Clone, Debug)]
@@ -25,6 +39,10 @@ pub struct OutputRequest {
     pub pseudo_pairs: usize,
     /// Seed of the pseudo-pair draws (`--seed`).
     pub seed: u64,
+    /// Row names: when given, `matches.h5ad` is written too.
+    pub names: Option<RowNames>,
+    /// What `uns["psa"]["options"]` of `matches.h5ad` records (the run's options).
+    pub options: serde_json::Value,
 }
 
 impl Default for OutputRequest {
@@ -36,6 +54,8 @@ impl Default for OutputRequest {
             project2: None,
             pseudo_pairs: 0,
             seed: 0,
+            names: None,
+            options: serde_json::Value::Null,
         }
     }
 }
@@ -59,19 +79,38 @@ pub fn write_results(
     write_npy_i64(&out.path("topk_index.npy"), top.index.view())?;
     write_npy_f32(&out.path("topk_weight.npy"), top.weight.view())?;
     let files = write_dense(solved, request.dense_max, out)?;
-    if let Some(y) = &request.project2 {
-        let ys = scatter::split2(problem, y.view());
-        let projected = solved.project(&scatter::views(&ys))?;
-        let all = scatter::rows1(problem, &projected, y.ncols());
-        write_npy_f64(&out.path("projection.npy"), all.view())?;
-    }
+    let projection = match &request.project2 {
+        Some(y) => {
+            let ys = scatter::split2(problem, y.view());
+            let projected = solved.project(&scatter::views(&ys))?;
+            let all = scatter::rows1(problem, &projected, y.ncols());
+            write_npy_f64(&out.path("projection.npy"), all.view())?;
+            Some(all)
+        }
+        None => None,
+    };
     if request.pseudo_pairs > 0 {
         let draws = solved.sample_pairs(request.pseudo_pairs, request.seed)?;
         let all = scatter::pairs1(problem, &draws, request.pseudo_pairs);
         write_npy_i64(&out.path("pseudo_pairs.npy"), all.view())?;
     }
+    if let Some(names) = &request.names {
+        let matches = Matches {
+            obs_names: &names.obs_names,
+            labels: &names.labels,
+            partner_names: &names.partner_names,
+            topk_index: top.index.view(),
+            topk_weight: top.weight.view(),
+            projection: projection.as_ref().map(|p| p.view()),
+            options: &request.options,
+        };
+        crate::write_matches_h5ad(&out.path(MATCHES_H5AD), &matches)?;
+    }
     Ok(files)
 }
+
+/// The AnnData file of the matches (README "Outputs").
+pub const MATCHES_H5AD: &str = "matches.h5ad";
 
 /// `coupling/<name>.npy` for each group with `n1 · n2 ≤ dense_max`.
 fn write_dense(

@@ -8,6 +8,7 @@
 //! | `run/clr1.npy`, `run/clr2.npy` | `n × T` float64: the centred log-ratio scores the matcher solved on, input row order; NaN rows for rows that were not matched |
 //! | `run/group1.npy`, `run/group2.npy` | `n` int64: each input row's group (index into the manifest's `groups`), −1 if not matched |
 //! | `run/f.npy`, `run/g.npy` | `n` float64 (OT only): the Sinkhorn potentials of each row, NaN if not matched |
+//! | `run/names.json` | when the run knew them (`.h5ad` modality 1 or `--ids1`): the rows' names and labels for `matches.h5ad` ([`RowNames`]) |
 //!
 //! [`read_run`] rebuilds the exact [`Problem`] (same groups, same row order, the same f64 scores)
 //! and [`Solution`]; [`LoadedRun::solved`] hands them to a backend's
@@ -30,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::error::WithPath;
 use crate::summary::UnmatchedSummary;
 use crate::write::{write_npy_vec_f64, write_npy_vec_i64};
-use crate::{IoError, OutputDir, write_json, write_npy_f64};
+use crate::{IoError, OutputDir, RowNames, write_json, write_npy_f64};
 
 /// The folder of a run directory that holds the reloadable state.
 pub const RUN_DIR: &str = "run";
@@ -119,10 +120,14 @@ pub fn write_run(
     solved: &dyn Solved,
     options: serde_json::Map<String, serde_json::Value>,
     inputs: Vec<InputFile>,
+    names: Option<&RowNames>,
     out: &OutputDir,
 ) -> Result<(), IoError> {
     let problem = solved.problem();
     let dir = out.subdir(RUN_DIR)?;
+    if let Some(names) = names {
+        write_json(&dir.join(NAMES_FILE), names)?;
+    }
     let t = problem.dim();
     let mut clr1 = Array2::from_elem((problem.n1_total, t), f64::NAN);
     let mut clr2 = Array2::from_elem((problem.n2_total, t), f64::NAN);
@@ -206,7 +211,12 @@ pub struct LoadedRun {
     pub problem: Problem,
     /// The potentials (OT runs).
     pub solution: Option<Solution>,
+    /// Row names, where the run had them (`run/names.json`).
+    pub names: Option<RowNames>,
 }
+
+/// Row names of a run that had them ([`RowNames`]).
+const NAMES_FILE: &str = "names.json";
 
 impl LoadedRun {
     /// The run's outputs on `matcher`'s backend (OT), or on the CPU (SNN, random). No Sinkhorn
@@ -263,12 +273,39 @@ pub fn read_run(dir: &Path) -> Result<LoadedRun, IoError> {
         }
         _ => None,
     };
+    let names = read_names(&state, &problem)?;
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
         manifest,
         problem,
         solution,
+        names,
     })
+}
+
+/// `run/names.json` when the run wrote one, checked against the problem's row counts.
+fn read_names(state: &Path, problem: &Problem) -> Result<Option<RowNames>, IoError> {
+    let path = state.join(NAMES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoError::io(&path, e)),
+    };
+    let names: RowNames = serde_json::from_str(&text)
+        .map_err(|e| bad_run(&path, format!("not psa's row names: {e}")))?;
+    let (n1, n2) = (problem.n1_total, problem.n2_total);
+    if names.obs_names.len() != n1 || names.labels.len() != n1 || names.partner_names.len() != n2 {
+        return Err(bad_run(
+            &path,
+            format!(
+                "{} obs names, {} labels and {} partner names for a run of {n1} × {n2} rows",
+                names.obs_names.len(),
+                names.labels.len(),
+                names.partner_names.len()
+            ),
+        ));
+    }
+    Ok(Some(names))
 }
 
 fn bad_run(path: &Path, message: String) -> IoError {

@@ -8,7 +8,7 @@ use psa_core::{
     CpuSolved, Matcher, Method, Metric, NoProgress, Problem, ScoresKind, Solution, SolveOptions,
     Solved,
 };
-use psa_io::{InputFile, OutputDir, OutputRequest, read_run, write_results, write_run};
+use psa_io::{InputFile, OutputDir, OutputRequest, RowNames, read_run, write_results, write_run};
 
 /// A matcher whose solve must never run: reloading a run only computes outputs.
 struct NoSolve;
@@ -91,6 +91,25 @@ fn request() -> OutputRequest {
         })),
         pseudo_pairs: 4,
         seed: 11,
+        names: None,
+        options: serde_json::json!({"epsilon": 0.3}),
+    }
+}
+
+/// Names for every input row of [`problem`], so `matches.h5ad` is written too.
+fn names(problem: &psa_core::Problem) -> RowNames {
+    let mut labels = vec![String::new(); problem.n1_total];
+    for group in &problem.groups {
+        for &row in &group.rows1 {
+            labels[row] = group.label.clone();
+        }
+    }
+    RowNames {
+        obs_names: (0..problem.n1_total).map(|r| format!("cell-{r}")).collect(),
+        labels,
+        partner_names: (0..problem.n2_total)
+            .map(|r| format!("protein-{r}"))
+            .collect(),
     }
 }
 
@@ -100,9 +119,20 @@ fn round_trip(solved: &dyn Solved) {
     let input = root.path().join("scores1.npy");
     std::fs::write(&input, b"abc").unwrap();
     let out = OutputDir::create(&run_dir, false).unwrap();
-    write_results(solved, &request(), &out).unwrap();
+    let named = OutputRequest {
+        names: Some(names(solved.problem())),
+        ..request()
+    };
+    write_results(solved, &named, &out).unwrap();
     let inputs = vec![InputFile::hash("scores1", &input).unwrap()];
-    write_run(solved, serde_json::Map::new(), inputs, &out).unwrap();
+    write_run(
+        solved,
+        serde_json::Map::new(),
+        inputs,
+        named.names.as_ref(),
+        &out,
+    )
+    .unwrap();
     out.commit().unwrap();
 
     let loaded = read_run(&run_dir).unwrap();
@@ -124,11 +154,16 @@ fn round_trip(solved: &dyn Solved) {
         assert_eq!(a.x1, b.x1, "the same f64 scores, bit for bit");
         assert_eq!(a.x2, b.x2);
     }
+    assert_eq!(loaded.names, named.names, "run/names.json round-trips");
+    let reloaded_request = OutputRequest {
+        names: loaded.names.clone(),
+        ..request()
+    };
     let reloaded = loaded.solved(&NoSolve).unwrap();
     assert_eq!(reloaded.method(), solved.method());
     let again = root.path().join("run2");
     let out = OutputDir::create(&again, false).unwrap();
-    write_results(reloaded.as_ref(), &request(), &out).unwrap();
+    write_results(reloaded.as_ref(), &reloaded_request, &out).unwrap();
     out.commit().unwrap();
     // The reloadable state and OutputDir's marker (times, pid) are the run's own.
     let outputs = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
@@ -140,9 +175,10 @@ fn round_trip(solved: &dyn Solved) {
     let first = outputs(&run_dir);
     assert!(first.iter().any(|(n, _)| n == "projection.npy"));
     assert!(first.iter().any(|(n, _)| n.starts_with("coupling/")));
+    assert!(first.iter().any(|(n, _)| n == psa_io::MATCHES_H5AD));
     assert_eq!(
         first,
-        files(&again),
+        outputs(&again),
         "every output identical, byte for byte"
     );
 }
