@@ -1852,3 +1852,50 @@ fn export_of_a_directory_that_is_not_a_run_names_it() {
     );
     assert!(!work.path("x").exists());
 }
+
+/// With unit ids, `psa match` writes `matches.h5ad` (issue 13): one obs row per modality-1 row
+/// named by `--ids1`, its label, and the id of its top partner, as `topk_index.npy` says;
+/// `psa export` of the run writes the same rows (read back with psa-io's AnnData reader; the
+/// file's dtypes and layout are checked against Python's anndata in crates/io/tests/anndata.rs).
+#[test]
+fn ids_give_a_matches_h5ad_that_export_writes_again() {
+    let work = Work::new();
+    let toy = toy();
+    let inputs = Inputs::write(&work, &toy);
+    let run = work.run_match("named", &inputs.with_ids(&["--topk", "2"]));
+    let h5ad = run.dir.join(psa_io::MATCHES_H5AD);
+    let index: Array2<i64> = read_npy(run.dir.join("topk_index.npy")).unwrap();
+    let check = |path: &Path| {
+        assert_eq!(psa_io::read_h5ad_obs_names(path).unwrap(), toy.m1.ids);
+        let labels = psa_io::read_h5ad_obs_column(path, "psa_label").unwrap();
+        assert_eq!(labels, toy.m1.labels);
+        let partners = psa_io::read_h5ad_obs_column(path, "psa_partner").unwrap();
+        for (row, partner) in partners.iter().enumerate() {
+            let top = index[[row, 0]];
+            let expected = if top < 0 {
+                String::new()
+            } else {
+                toy.m2.ids[top as usize].clone()
+            };
+            assert_eq!(partner, &expected, "row {row}");
+        }
+    };
+    check(&h5ad);
+    assert!(run.dir.join("run/names.json").exists());
+    let exported = work.path("exported");
+    work.ok(&[
+        "export",
+        "--run",
+        &arg(&run.dir),
+        "--out",
+        &arg(&exported),
+        "--topk",
+        "2",
+        "--backend",
+        "cpu",
+    ]);
+    check(&exported.join(psa_io::MATCHES_H5AD));
+    // Without ids or an .h5ad input there are no names, and no matches.h5ad.
+    let plain = work.run_match("plain", &inputs.args(&[]));
+    assert!(!plain.dir.join(psa_io::MATCHES_H5AD).exists());
+}

@@ -180,7 +180,7 @@ fn plot_of_two_modalities_and_of_a_single_epoch() {
     plot_validation_cross_entropy(&many, &records, Some(45f64.ln())).unwrap();
     assert_eq!(decode(&many).0, PLOT_WIDTH);
 
-    // Kept for a human to look at: PSA_MONITOR_PNG_DIR=/some/dir cargo nextest run ...
+    // Kept for a human to look at: PSA_MONITOR_PNG_DIR=/some/dir cargo test ...
     if let Some(keep) = std::env::var_os("PSA_MONITOR_PNG_DIR") {
         let keep = Path::new(&keep);
         for (name, file) in [
