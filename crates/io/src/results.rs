@@ -71,6 +71,7 @@ pub fn write_results(
     out: &OutputDir,
 ) -> Result<CouplingFiles, IoError> {
     let problem = solved.problem();
+    ensure_fits(problem, request)?;
     let top = scatter::top_k_rows(
         problem,
         &solved.top_k(request.topk, request.mass)?,
@@ -111,6 +112,42 @@ pub fn write_results(
 
 /// The AnnData file of the matches (README "Outputs").
 pub const MATCHES_H5AD: &str = "matches.h5ad";
+
+/// Refuses, before anything is allocated, outputs that cannot fit in memory (issue 11): the
+/// top-k arrays (`n1 × k` int64 + float32, and each group's f64 + int64 top-k before they are
+/// scattered), the pseudo-pairs (`n1 × N` int64, twice while scattered) and the largest dense
+/// coupling `--dense-max` lets through (f64).
+fn ensure_fits(problem: &psa_core::Problem, request: &OutputRequest) -> Result<(), IoError> {
+    let n1 = problem.n1_total as u64;
+    let topk = request.topk as u64;
+    crate::ensure_memory(
+        format!("--topk {topk}"),
+        "topk_index.npy and topk_weight.npy",
+        crate::bytes_of(&[n1, topk], 8 + 4 + 8 + 8),
+    )?;
+    if request.pseudo_pairs > 0 {
+        let draws = request.pseudo_pairs as u64;
+        crate::ensure_memory(
+            format!("--pseudo-pairs {draws}"),
+            "pseudo_pairs.npy",
+            crate::bytes_of(&[n1, draws], 2 * 8),
+        )?;
+    }
+    let largest_dense = problem
+        .groups
+        .iter()
+        .map(|g| g.pairs())
+        .filter(|&pairs| pairs <= request.dense_max)
+        .max();
+    if let Some(pairs) = largest_dense {
+        crate::ensure_memory(
+            format!("--dense-max {}", request.dense_max),
+            "the dense coupling/<label>.npy files",
+            crate::bytes_of(&[pairs], 8),
+        )?;
+    }
+    Ok(())
+}
 
 /// `coupling/<name>.npy` for each group with `n1 · n2 ≤ dense_max`.
 fn write_dense(

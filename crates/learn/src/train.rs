@@ -52,10 +52,17 @@ pub enum Stop {
     EarlyStopping,
     /// The epoch cap was reached.
     EpochCap,
-    /// An epoch's training or validation cross-entropy was not finite; the run kept its best
-    /// earlier epoch.
+    /// An epoch's training or validation cross-entropy was not finite, or above
+    /// [`DIVERGED_CROSS_ENTROPY`] times that of a uniform guess (logits blown up to where the
+    /// matcher refuses them); the run kept its best earlier epoch.
     Diverged,
 }
+
+/// An epoch whose cross-entropy exceeds this many times `ln T` (a uniform guess) has diverged:
+/// a model that learned anything, even one overfitted into confident mistakes, stays orders of
+/// magnitude below it, while a learning rate far too large sends logits, and with them the
+/// cross-entropy, towards 1e20 before they overflow.
+pub const DIVERGED_CROSS_ENTROPY: f64 = 1000.0;
 
 /// A finished run: the network at its best validation epoch, in inference mode.
 pub struct TrainedRun {
@@ -168,7 +175,8 @@ pub fn train_run(
         let loss_sum = loss_sum.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()));
         let correct = correct.map_or(0, |t| t.into_scalar::<i64>()) as usize;
         let train_ce = loss_sum / seen.max(1) as f64;
-        let finite = train_ce.is_finite() && val_ce.is_finite();
+        let ceiling = DIVERGED_CROSS_ENTROPY * (data.n_classes as f64).ln().max(1.0);
+        let finite = train_ce.is_finite() && val_ce.is_finite() && train_ce.max(val_ce) < ceiling;
         let improved = finite && best.as_ref().is_none_or(|b| val_ce < b.cross_entropy);
         let record = EpochRecord {
             modality: tag.modality.clone(),
@@ -221,7 +229,7 @@ pub fn train_run(
     };
     if stop == Stop::Diverged {
         tracing::warn!(
-            "modality {}, fold {}: training diverged at epoch {} (cross-entropy not finite) at \
+            "modality {}, fold {}: training diverged at epoch {} (cross-entropy not finite or blown up) at \
              learning rate {:e}; kept epoch {}",
             tag.modality,
             tag.fold,

@@ -193,7 +193,8 @@ fn early_stopping_waits_for_the_minimum_and_for_warm_up() {
         .map(|r| r.learning_rate)
         .fold(0.0, f64::max);
     assert!(
-        (peak - spec.training.learning_rate).abs() < 1e-3 * spec.training.learning_rate,
+        // Steps are discrete: the step nearest the peak is within 1% of it.
+        (peak - spec.training.learning_rate).abs() < 1e-2 * spec.training.learning_rate,
         "the run reached its peak learning rate: {peak}"
     );
     assert_eq!(run.records.iter().filter(|r| r.best).count(), 1);

@@ -141,3 +141,22 @@ pub fn precision_bound(problem: &Problem, epsilon: f64, floor: f64) -> f64 {
         .fold(0.0, f64::max);
     floor.max(20.0 * f64::from(f32::EPSILON) * worst / epsilon)
 }
+
+/// A GPU solve stops honestly: below the tolerance (then, and only then, `converged`), or on
+/// the f32 precision floor, reported as such and never as converged (issue 11). Where the floor
+/// is above the tolerance, how close the coupling is comes from the comparisons that follow.
+pub fn assert_honest_stop(what: &str, report: &psa_core::SolveReport, tol: f64) {
+    use psa_core::StopReason;
+    assert!(
+        report.converged || report.stopped == StopReason::PrecisionFloor,
+        "{what}: neither converged nor on the f32 floor: {report:?}"
+    );
+    assert_eq!(
+        report.converged,
+        report.stopped == StopReason::Tolerance,
+        "{what}: {report:?}"
+    );
+    if report.converged {
+        assert!(report.marginal_error <= tol, "{what}: {report:?}");
+    }
+}
