@@ -69,6 +69,9 @@ pub const STALL_ITERATIONS: usize = 50;
 pub struct Anderson {
     /// The last iterate `u_k` and its residual `r_k`.
     last: Option<(Vec<f64>, Vec<f64>)>,
+    /// The buffers of the iterate before it, reused for the next one (no allocation per
+    /// iteration once the history is full).
+    spare: Option<(Vec<f64>, Vec<f64>)>,
     /// Differences `ΔU_j`, `ΔR_j` of consecutive iterates and residuals, oldest first.
     du: VecDeque<Vec<f64>>,
     dr: VecDeque<Vec<f64>>,
@@ -124,12 +127,11 @@ impl Anderson {
             return;
         }
         self.track_stall(error);
-        let u: Vec<f64> = f.iter().map(|v| v / eps).collect();
-        let r: Vec<f64> = f_hat
-            .iter()
-            .zip(f.iter())
-            .map(|(h, v)| (h - v) / eps)
-            .collect();
+        let (mut u, mut r) = self.spare.take().unwrap_or_default();
+        u.clear();
+        u.extend(f.iter().map(|v| v / eps));
+        r.clear();
+        r.extend(f_hat.iter().zip(f.iter()).map(|(h, v)| (h - v) / eps));
         self.fallback.clear();
         self.fallback.extend_from_slice(f_hat);
         self.push(u, r);
@@ -161,16 +163,21 @@ impl Anderson {
     /// leave beyond [`MEMORY`]) and the Gram matrix gains a row and a column.
     fn push(&mut self, u: Vec<f64>, r: Vec<f64>) {
         if let Some((last_u, last_r)) = &self.last {
-            if self.dr.len() == MEMORY {
-                self.du.pop_front();
-                self.dr.pop_front();
+            // The oldest differences leave beyond MEMORY; their buffers take the newest.
+            let (mut du, mut dr) = if self.dr.len() == MEMORY {
                 self.gram.pop_front();
                 for row in &mut self.gram {
                     row.pop_front();
                 }
-            }
-            let du: Vec<f64> = u.iter().zip(last_u).map(|(a, b)| a - b).collect();
-            let dr: Vec<f64> = r.iter().zip(last_r).map(|(a, b)| a - b).collect();
+                let du = self.du.pop_front().unwrap_or_default();
+                (du, self.dr.pop_front().unwrap_or_default())
+            } else {
+                (Vec::with_capacity(u.len()), Vec::with_capacity(r.len()))
+            };
+            du.clear();
+            du.extend(u.iter().zip(last_u).map(|(a, b)| a - b));
+            dr.clear();
+            dr.extend(r.iter().zip(last_r).map(|(a, b)| a - b));
             let row: VecDeque<f64> = self
                 .dr
                 .iter()
@@ -184,7 +191,7 @@ impl Anderson {
             self.du.push_back(du);
             self.dr.push_back(dr);
         }
-        self.last = Some((u, r));
+        self.spare = self.last.replace((u, r));
     }
 
     /// `γ = argmin ‖r_k − ΔR γ‖` by the ridge-regularised normal equations; `None` when there is
