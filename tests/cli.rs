@@ -1292,14 +1292,7 @@ fn assert_fails(work: &Work, case: &str, args: &[String], needles: &[&str]) {
     );
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use psa_testdata::sorted_entries as listing;
 
 #[test]
 fn bad_inputs_fail_with_one_error_line_and_leave_no_output() {

@@ -45,14 +45,7 @@ fn long(out: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use psa_testdata::sorted_entries as listing;
 
 /// Every file under `dir`, relative and sorted, with its contents.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {

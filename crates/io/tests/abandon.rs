@@ -2,18 +2,9 @@
 //! on every output directory of the process, which would disturb other tests running beside it.
 
 use std::fs;
-use std::path::Path;
 
 use psa_io::{OutputDir, RUN_MARKER, abandon_unfinished_outputs, write_json};
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use psa_testdata::sorted_entries as entries;
 
 #[test]
 fn abandoning_removes_every_staging_directory_and_keeps_previous_runs() {

@@ -145,3 +145,14 @@ pub fn digits_dir() -> PathBuf {
     );
     dir
 }
+
+/// The names of the entries of `dir`, sorted: what a test compares to check that a run left
+/// nothing behind, or added nothing.
+pub fn sorted_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
