@@ -1612,10 +1612,13 @@ fn help_matches_its_snapshots() {
     let work = Work::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("PSA_UPDATE_SNAPSHOTS").is_some();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 12] = [
         &[],
         &["match"],
         &["export"],
+        &["predict"],
+        &["apply"],
+        &["evaluate-prediction"],
         &["train"],
         &["score"],
         &["demo"],

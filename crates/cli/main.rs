@@ -43,6 +43,14 @@ enum Command {
     /// Write any output of a finished run again (top-k, projection, pseudo-pairs, dense
     /// couplings) from its run directory, without solving.
     Export(Box<commands::export::ExportArgs>),
+    /// Train a cross-modal predictor (modality 2 → modality 1) on a run's coupling, choosing
+    /// among candidate couplings by the error on held-out rows.
+    Predict(Box<commands::predict::PredictArgs>),
+    /// Predict modality-1 rows for new modality-2 rows with a saved predictor.
+    Apply(commands::predict::ApplyArgs),
+    /// Score predictions against real modality-1 rows: R², and per group mean distance,
+    /// sliced W1 and KL.
+    EvaluatePrediction(commands::predict::EvaluatePredictionArgs),
     /// Train one modality's propensity classifier and save it (burn weights + model.json).
     Train(Box<commands::train::TrainArgs>),
     /// Write a saved classifier's logits for new rows.
@@ -59,6 +67,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_vulkan_probe(cli.verbose);
     logging::init(cli.verbose, cli.quiet);
     if let Err(err) = interrupt::install() {
         tracing::warn!(
@@ -76,6 +85,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Match(args) => commands::matching::run(*args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Predict(args) => commands::predict::run_predict(*args),
+        Command::Apply(args) => commands::predict::run_apply(args),
+        Command::EvaluatePrediction(args) => commands::predict::run_evaluate_prediction(args),
         Command::Train(args) => commands::train::run_train(*args),
         Command::Score(args) => commands::train::run_score(args),
         Command::Demo(args) => commands::demo::run(*args),
@@ -83,6 +95,11 @@ fn main() -> ExitCode {
         Command::BenchTrain(args) => commands::bench_train::run(args),
         Command::Generate(args) => commands::generate::run(args),
     };
+    RUNTIME_DIR.with(|d| {
+        if let Some(dir) = d.borrow_mut().take() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -91,6 +108,34 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Mesa's Vulkan drivers print `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` straight to stderr (twice) when wgpu probes adapters on a machine without a
+/// desktop session, which is every server and CI runner; nothing is wrong, and psa opens no
+/// window. Unless `-v` asks to see such messages, an unset `XDG_RUNTIME_DIR` is pointed at a
+/// private empty directory before anything else runs, which keeps the probe quiet.
+fn quiet_vulkan_probe(verbose: u8) {
+    #[cfg(unix)]
+    if verbose == 0 && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        // Per process, mode 0700, removed when `main` returns (an empty directory is left in
+        // the temporary directory only if the process is killed).
+        let dir = std::env::temp_dir().join(format!("psa-runtime-{}", std::process::id()));
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok();
+        let ours = std::fs::metadata(&dir).is_ok_and(|m| m.is_dir() && m.mode() & 0o077 == 0);
+        if made && ours {
+            // SAFETY: called first thing in `main`, before any other thread exists, so no
+            // thread can be reading the environment concurrently.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+            RUNTIME_DIR.with(|d| *d.borrow_mut() = Some(dir));
+        }
+    }
+}
+
+thread_local! {
+    /// The directory [`quiet_vulkan_probe`] made, removed when `main` returns.
+    static RUNTIME_DIR: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The error as the user should read it: the libraries name option fields (`max_iter`), the

@@ -25,6 +25,8 @@ use crate::flags::{HardwareArgs, SeedArg, SinkhornArgs};
 use crate::hardware::Hardware;
 use crate::logging;
 
+mod prediction;
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The paper's size: 1700 units per group, its CNN (channels 32…512), 5 folds, up to 100
@@ -157,12 +159,16 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
     let matcher = hardware.matcher(args.hardware.gpu_cost)?;
     let solve = args.sinkhorn.solve_options(DEMO_TOL);
     let mut rows = Vec::new();
+    let mut couplings = Vec::new();
     for method in [Method::Ot, Method::Snn { k: 1 }, Method::Random] {
         let start = Instant::now();
         let solved = solve_groups(matcher.as_ref(), problem.clone(), method, &solve)?;
         let metrics = evaluate(solved.as_ref(), &truth)?;
         let groups = psa_io::group_summaries(solved.as_ref(), &metrics, &[]);
         rows.push((method, groups, start.elapsed().as_secs_f64()));
+        if method != (Method::Snn { k: 1 }) {
+            couplings.push((method, solved));
+        }
     }
     let header = Header {
         description,
@@ -176,7 +182,25 @@ pub fn run(mut args: DemoArgs) -> Result<()> {
         tol: solve.tol,
         total_seconds: started.elapsed().as_secs_f64(),
     };
-    logging::suspend(|| print_table(&header, &rows));
+    let truth_ids = truth.ids.as_ref().expect("the demo knows its units");
+    let latents1 = &truth
+        .latents
+        .as_ref()
+        .expect("the demo knows its latents")
+        .0;
+    let predictions = prediction::rows(
+        &args,
+        &couplings,
+        &m2.features,
+        latents1,
+        truth_ids,
+        &device,
+    )?;
+    logging::suspend(|| {
+        print_table(&header, &rows);
+        prediction::print(&predictions);
+        println!("total {:.0} s", started.elapsed().as_secs_f64());
+    });
     Ok(())
 }
 
@@ -297,7 +321,7 @@ fn print_table(h: &Header<'_>, rows: &[(Method, Vec<GroupSummary>, f64)]) {
          latent MSE: of the barycentric projection Σ_j P(j|i) z_j (random: the group mean); \
          pair MSE: of a partner drawn from P(·|i) (random: the paper's baseline); both lower is better"
     );
-    println!("total {:.0} s", h.total_seconds);
+    println!("matched in {:.0} s", h.total_seconds);
 }
 
 /// What the demo matched, as `.npy` files `psa match` reads.

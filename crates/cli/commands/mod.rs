@@ -7,4 +7,5 @@ pub mod demo;
 pub mod export;
 pub mod generate;
 pub mod matching;
+pub mod predict;
 pub mod train;

@@ -12,6 +12,7 @@
 //! * [`coupling`]: the lazy coupling `P(j|i)` — any row exactly, top-k, projections, dense
 //!   on request — without an `n1 × n2` matrix;
 //! * [`metrics`]: trace, FOSCTTM and latent MSE (App. D.1);
+//! * [`prediction`]: R², mean distance, sliced W1 and kNN KL of a cross-modal prediction (Sec. 5);
 //! * [`synthetic`]: data with known ground truth — a latent Gaussian mixture with known
 //!   propensities (the demo), and the paper's synthetic interventional images (Sec. 6.1) with a
 //!   fast tabular analogue (`psa generate`).
@@ -38,6 +39,7 @@ pub mod error;
 pub mod fastexp;
 pub mod matcher;
 pub mod metrics;
+pub mod prediction;
 pub mod problem;
 pub mod random;
 pub mod scatter;

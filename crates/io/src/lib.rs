@@ -66,7 +66,7 @@ pub use error::{IoError, Location};
 pub use h5ad::read_everything as read_h5ad_everything;
 pub use h5ad::{
     H5adFile, H5adMatrix, Matches, is_h5ad, read_h5ad_matrix, read_h5ad_obs_column,
-    read_h5ad_obs_names, write_matches_h5ad,
+    read_h5ad_obs_names, write_matches_h5ad, write_predictions_h5ad,
 };
 pub use labels::{LabelSource, read_ids, read_labels};
 pub use matrix::read_matrix;

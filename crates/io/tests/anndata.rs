@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ndarray::{Array2, array};
-use psa_io::{H5adFile, H5adMatrix, Matches, read_matrix, write_matches_h5ad};
+use psa_io::{
+    H5adFile, H5adMatrix, Matches, read_matrix, write_matches_h5ad, write_predictions_h5ad,
+};
 use serde_json::{Value, json};
 
 fn data_dir() -> PathBuf {
@@ -286,4 +288,37 @@ fn anndata_and_scanpy_read_psas_matches() {
         ];
         run(&python, "anndata_check.py", &args);
     }
+}
+
+#[test]
+fn anndata_reads_psas_predictions() {
+    let Some(python) = python("anndata_reads_psas_predictions") else {
+        return;
+    };
+    let obs_names = strings(&["AAAC-1", "Müller-7", "TTTT-1"]);
+    let prediction = array![[0.5, -1.0], [1.5, 2.0], [-0.25, 1e-300]];
+    let options = json!({"model": "pred", "x2": "rna.h5ad"});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("y1.h5ad");
+    write_predictions_h5ad(&path, &obs_names, prediction.view(), &options).unwrap();
+    let expected = json!({
+        "obs_names": obs_names,
+        "prediction": prediction.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+        "options": options,
+    });
+    let expected_path = dir.path().join("expected.json");
+    fs::write(&expected_path, expected.to_string()).unwrap();
+    let args = [
+        "predictions".as_ref(),
+        path.as_os_str(),
+        expected_path.as_os_str(),
+    ];
+    run(&python, "anndata_check.py", &args);
+    // psa reads its own file back the same way.
+    let file = H5adFile::open(&path).unwrap();
+    assert_eq!(file.obs_names().unwrap(), obs_names);
+    let read = file
+        .matrix(&H5adMatrix::Obsm("psa_prediction".into()))
+        .unwrap();
+    assert_eq!(read, prediction);
 }

@@ -13,6 +13,9 @@
 //!   cross-fitting (no row is scored by a model that saw it), temperature calibration per fold,
 //!   the label-frequency baseline check, and `--tune`'s grid ([`TuneGrid`]);
 //! * [`Classes`]: the label set shared by both modalities;
+//! * [`train_predictor`]: cross-modal prediction `modality 2 → modality 1` from partners drawn
+//!   from a coupling (Sec. 5: the unbiased loss of Eq. 10), [`TrainedPredictor`] to save, load
+//!   and apply it;
 //! * [`TrainedModel`]: save/load (`model.bpk` + `model.json`) and scoring new data;
 //! * the validation monitor: [`EpochRecord`], [`write_training_csv`] and
 //!   [`plot_validation_cross_entropy`] (`training.csv`, `training.png`);
@@ -45,6 +48,7 @@ mod error;
 mod model;
 mod monitor;
 mod persist;
+mod predict;
 mod spec;
 mod train;
 mod tune;
@@ -65,6 +69,11 @@ pub use monitor::{
     EpochRecord, PLOT_HEIGHT, PLOT_WIDTH, plot_validation_cross_entropy, write_training_csv,
 };
 pub use persist::{CARD_FILE, ModelCard, TrainedModel, WEIGHTS_FILE, train_model};
+pub use predict::{
+    CouplingPartners, PREDICTOR_CARD_FILE, PREDICTOR_WEIGHTS_FILE, PartnerDraws, PredictObserver,
+    PredictionLoss, PredictorCard, PredictorEpoch, PredictorRun, PredictorSpec, TrainedPredictor,
+    TruePartners, eq9_u_statistic, mse_loss, train_predictor, unbiased_loss, write_predictor_csv,
+};
 pub use spec::{
     Activation, EncoderSpec, LEAKY_RELU_SLOPE, ModelSpec, Preset, Schedule, TrainingSpec,
 };

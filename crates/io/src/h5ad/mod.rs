@@ -37,7 +37,7 @@ use crate::resources::physical_memory;
 use file::H5ad;
 use obs::Obs;
 
-pub use write::{Matches, write_matches_h5ad};
+pub use write::{Matches, write_matches_h5ad, write_predictions_h5ad};
 
 /// Which matrix of an AnnData file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

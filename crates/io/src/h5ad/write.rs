@@ -69,6 +69,51 @@ pub fn write_matches_h5ad(path: &Path, matches: &Matches) -> Result<(), IoError>
     Ok(())
 }
 
+/// Writes cross-modal predictions as an AnnData file at `path` (atomically): `obs_names` of the
+/// rows they were predicted for, `obsm["psa_prediction"]` (float64, `n × d`), `uns["psa"]` with
+/// psa's version and `options`, no `X` — what `psa apply` writes beside its `.npy` when the rows
+/// came from an `.h5ad`, so the predictions attach by name like `matches.h5ad`.
+pub fn write_predictions_h5ad(
+    path: &Path,
+    obs_names: &[String],
+    prediction: ArrayView2<'_, f64>,
+    options: &serde_json::Value,
+) -> Result<(), IoError> {
+    if prediction.nrows() != obs_names.len() {
+        return Err(IoError::H5ad {
+            path: path.to_path_buf(),
+            key: "obsm/psa_prediction".into(),
+            message: format!(
+                "{} rows for {} obs names",
+                prediction.nrows(),
+                obs_names.len()
+            ),
+        });
+    }
+    let mut file = FileBuilder::new();
+    file.set_attr("encoding-type", text("anndata"));
+    file.set_attr("encoding-version", text("0.1.0"));
+    let group = frame(&mut file, "obs", obs_names.iter().map(String::as_str), &[]).finish();
+    file.add_group(group);
+    let group = var(&mut file).finish();
+    file.add_group(group);
+    let mut group = dict(&mut file, "obsm");
+    let values = prediction.as_standard_layout();
+    let dataset = group.create_dataset("psa_prediction");
+    let dataset = chunked(dataset.with_f64_data(slice(&values)), values.dim(), 8);
+    encode(dataset, "array", "0.2.0");
+    file.add_group(group.finish());
+    for name in ["layers", "obsp", "varm", "varp"] {
+        let group = dict(&mut file, name).finish();
+        file.add_group(group);
+    }
+    let group = uns_json(&mut file, options).finish();
+    file.add_group(group);
+    write_atomic(path, |writer| {
+        file.finish_to(writer).map_err(io::Error::other)
+    })
+}
+
 fn check(path: &Path, m: &Matches) -> Result<(), IoError> {
     let error = |key: &str, message: String| IoError::H5ad {
         path: path.to_path_buf(),
@@ -268,10 +313,15 @@ fn chunked(
 }
 
 fn uns(file: &mut FileBuilder, m: &Matches) -> GroupBuilder {
+    uns_json(file, m.options)
+}
+
+/// `uns["psa"]`: `{"psa_version": ..., "options": ...}` as a JSON string.
+fn uns_json(file: &mut FileBuilder, options: &serde_json::Value) -> GroupBuilder {
     let mut group = dict(file, "uns");
     let psa = serde_json::json!({
         "psa_version": env!("CARGO_PKG_VERSION"),
-        "options": m.options,
+        "options": options,
     });
     // A scalar string, as anndata writes a Python `str` in `uns`.
     let dataset = group

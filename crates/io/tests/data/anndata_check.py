@@ -103,6 +103,26 @@ def check_matches(path, expected_path):
     check_scanpy(path, expected)
 
 
+def check_predictions(path, expected_path):
+    """`psa apply`'s .h5ad: obs_names, obsm["psa_prediction"] (float64), uns["psa"], no X."""
+    with open(expected_path) as f:
+        expected = json.load(f)
+    m = anndata.read_h5ad(path)
+    check_equal("shape", m.shape, (len(expected["obs_names"]), 0))
+    check_equal("X", m.X, None)
+    check_equal("obs_names", list(m.obs_names), expected["obs_names"])
+    check_equal("obsm keys", sorted(m.obsm.keys()), ["psa_prediction"])
+    prediction = m.obsm["psa_prediction"]
+    check_equal("psa_prediction dtype", str(prediction.dtype), "float64")
+    check_equal("psa_prediction", prediction.tolist(), expected["prediction"])
+    psa = json.loads(m.uns["psa"])
+    check_equal("uns['psa'] options", psa["options"], expected["options"])
+    names = expected["obs_names"][::-1]
+    adata = anndata.AnnData(obs=pd.DataFrame(index=names))
+    adata.obsm["psa_prediction"] = m[adata.obs_names].obsm["psa_prediction"]
+    check_equal("attached prediction", adata.obsm["psa_prediction"].tolist(), expected["prediction"][::-1])
+
+
 def check_attach(m, expected):
     """The README's one line, on a user's AnnData whose rows are in another order."""
     names = expected["obs_names"][::-1]
@@ -135,5 +155,7 @@ if __name__ == "__main__":
             dump(path, os.path.join(out, stem))
     elif command == "matches":
         check_matches(*args)
+    elif command == "predictions":
+        check_predictions(*args)
     else:
         sys.exit(f"unknown command {command!r}")
