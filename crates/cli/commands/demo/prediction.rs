@@ -145,8 +145,8 @@ pub fn print(lines: &[Line]) {
     );
     for line in lines {
         println!(
-            "  {:<11} R² {:>7.3} {:>8.1} s",
-            line.name, line.r2, line.seconds
+            "  R² {:>7.3}  trained on {} ({:.1} s)",
+            line.r2, line.name, line.seconds
         );
     }
 }
