@@ -50,6 +50,25 @@ fn read_npy_strings(path: &std::path::Path) -> Array1<String> {
     Array1::from(ids)
 }
 
+/// `psa match` with defaults on `train/`, into `run/`.
+fn match_training_units(w: &Work) {
+    w.ok(&[
+        "match",
+        "--x1",
+        "train/x1.npy",
+        "--x2",
+        "train/x2.npy",
+        "--labels1",
+        "train/labels1.npy",
+        "--labels2",
+        "train/labels2.npy",
+        "--out",
+        "run",
+        "--backend",
+        "cpu",
+    ]);
+}
+
 fn predict(w: &Work, out: &str, extra: &[&str]) {
     let mut args = vec![
         "predict",
@@ -106,21 +125,7 @@ fn a_runs_coupling_predicts_held_out_units_better_than_random_matching() {
     let w = Work::new();
     generate(&w, "train", 50, 0);
     generate(&w, "test", 20, 7);
-    w.ok(&[
-        "match",
-        "--x1",
-        "train/x1.npy",
-        "--x2",
-        "train/x2.npy",
-        "--labels1",
-        "train/labels1.npy",
-        "--labels2",
-        "train/labels2.npy",
-        "--out",
-        "run",
-        "--backend",
-        "cpu",
-    ]);
+    match_training_units(&w);
     predict(&w, "chosen", &["--run", "run"]);
     predict(&w, "uniform", &["--run", "run", "--epsilon-grid", "random"]);
     predict(
@@ -244,21 +249,7 @@ fn apply_on_an_h5ad_writes_predictions_under_its_obs_names() {
 fn predict_refuses_features_that_are_not_the_runs_rows() {
     let w = Work::new();
     generate(&w, "train", 10, 0);
-    w.ok(&[
-        "match",
-        "--x1",
-        "train/x1.npy",
-        "--x2",
-        "train/x2.npy",
-        "--labels1",
-        "train/labels1.npy",
-        "--labels2",
-        "train/labels2.npy",
-        "--out",
-        "run",
-        "--backend",
-        "cpu",
-    ]);
+    match_training_units(&w);
     write_npy(w.path("short.npy"), &Array2::<f64>::zeros((5, 3))).unwrap();
     let error = w.fails(&[
         "predict",

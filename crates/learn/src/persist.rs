@@ -148,30 +148,14 @@ pub fn train_model(
 impl TrainedModel {
     /// Writes `model.bpk` and `model.json` into `dir` (which must exist).
     pub fn save(&self, dir: &Path) -> Result<(), LearnError> {
-        let weights = dir.join(WEIGHTS_FILE);
-        self.network
-            .clone()
-            .save_file(&weights)
-            .map_err(|e| LearnError::Model {
-                path: weights.clone(),
-                message: format!("cannot write the weights: {e:?}"),
-            })?;
-        let card = dir.join(CARD_FILE);
-        let text = serde_json::to_string_pretty(&self.card).expect("a model card serialises");
-        std::fs::write(&card, text + "\n").map_err(|cause| LearnError::Io { path: card, cause })
+        save_network(&self.network, &dir.join(WEIGHTS_FILE))?;
+        write_card(&dir.join(CARD_FILE), &self.card)
     }
 
     /// Reads a directory written by [`TrainedModel::save`] onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<TrainedModel, LearnError> {
         let card_path = dir.join(CARD_FILE);
-        let text = std::fs::read_to_string(&card_path).map_err(|cause| LearnError::Io {
-            path: card_path.clone(),
-            cause,
-        })?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| LearnError::Model {
-            path: card_path.clone(),
-            message: format!("not a psa model card: {e}"),
-        })?;
+        let card: ModelCard = read_card(&card_path, "model")?;
         if card.format != CARD_FORMAT {
             return Err(LearnError::Model {
                 path: card_path,
@@ -185,14 +169,8 @@ impl TrainedModel {
             path: card_path.clone(),
             message,
         })?;
-        let weights = dir.join(WEIGHTS_FILE);
-        let network = Classifier::new(&card.spec.encoder, card.input, card.classes.len(), device)?
-            .try_load_file(&weights)
-            .map_err(|e| LearnError::Model {
-                path: weights,
-                message: format!("cannot read the weights: {e:?}"),
-            })?
-            .valid();
+        let network = Classifier::new(&card.spec.encoder, card.input, card.classes.len(), device)?;
+        let network = load_network(network, &dir.join(WEIGHTS_FILE))?;
         Ok(TrainedModel { card, network })
     }
 
@@ -251,4 +229,50 @@ impl ModelCard {
         }
         self.spec.validate().map_err(|m| format!("spec: {m}"))
     }
+}
+
+/// Writes a network's weights with burn's recorder.
+pub(crate) fn save_network(network: &Classifier, path: &Path) -> Result<(), LearnError> {
+    network
+        .clone()
+        .save_file(path)
+        .map_err(|e| LearnError::Model {
+            path: path.to_path_buf(),
+            message: format!("cannot write the weights: {e:?}"),
+        })
+}
+
+/// Reads weights written by [`save_network`] into a freshly built `network`, in inference mode.
+pub(crate) fn load_network(network: Classifier, path: &Path) -> Result<Classifier, LearnError> {
+    Ok(network
+        .try_load_file(path)
+        .map_err(|e| LearnError::Model {
+            path: path.to_path_buf(),
+            message: format!("cannot read the weights: {e:?}"),
+        })?
+        .valid())
+}
+
+/// Writes a card as pretty JSON.
+pub(crate) fn write_card(path: &Path, card: &impl Serialize) -> Result<(), LearnError> {
+    let text = serde_json::to_string_pretty(card).expect("a card serialises");
+    std::fs::write(path, text + "\n").map_err(|cause| LearnError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })
+}
+
+/// Reads a card; `what` names it in the error ("model", "predictor").
+pub(crate) fn read_card<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<T, LearnError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| LearnError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    serde_json::from_str(&text).map_err(|e| LearnError::Model {
+        path: path.to_path_buf(),
+        message: format!("not a psa {what} card: {e}"),
+    })
 }

@@ -30,7 +30,6 @@
 
 use std::path::Path;
 
-use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -45,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::data::{Features, InputShape, Standardizer};
 use crate::model::Classifier;
+use crate::persist::{load_network, read_card, save_network, write_card};
 use crate::spec::{Activation, EncoderSpec};
 use crate::train::predict_logits;
 
@@ -632,42 +632,20 @@ impl TrainedPredictor {
 
     /// Writes `predictor.bpk` and `predictor.json` into `dir` (which must exist).
     pub fn save(&self, dir: &Path) -> Result<(), LearnError> {
-        let weights = dir.join(PREDICTOR_WEIGHTS_FILE);
-        self.network
-            .clone()
-            .save_file(&weights)
-            .map_err(|e| LearnError::Model {
-                path: weights.clone(),
-                message: format!("cannot write the weights: {e:?}"),
-            })?;
-        let card = dir.join(PREDICTOR_CARD_FILE);
-        let text = serde_json::to_string_pretty(&self.card).expect("a predictor card serialises");
-        std::fs::write(&card, text + "\n").map_err(|cause| LearnError::Io { path: card, cause })
+        save_network(&self.network, &dir.join(PREDICTOR_WEIGHTS_FILE))?;
+        write_card(&dir.join(PREDICTOR_CARD_FILE), &self.card)
     }
 
     /// Reads a directory written by [`TrainedPredictor::save`] onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<TrainedPredictor, LearnError> {
         let card_path = dir.join(PREDICTOR_CARD_FILE);
-        let text = std::fs::read_to_string(&card_path).map_err(|cause| LearnError::Io {
-            path: card_path.clone(),
-            cause,
-        })?;
-        let card: PredictorCard = serde_json::from_str(&text).map_err(|e| LearnError::Model {
-            path: card_path.clone(),
-            message: format!("not a psa predictor card: {e}"),
-        })?;
+        let card: PredictorCard = read_card(&card_path, "predictor")?;
         card.check().map_err(|message| LearnError::Model {
             path: card_path.clone(),
             message,
         })?;
-        let weights = dir.join(PREDICTOR_WEIGHTS_FILE);
-        let network = Classifier::new(&card.spec.encoder(), card.input, card.outputs, device)?
-            .try_load_file(&weights)
-            .map_err(|e| LearnError::Model {
-                path: weights,
-                message: format!("cannot read the weights: {e:?}"),
-            })?
-            .valid();
+        let network = Classifier::new(&card.spec.encoder(), card.input, card.outputs, device)?;
+        let network = load_network(network, &dir.join(PREDICTOR_WEIGHTS_FILE))?;
         Ok(TrainedPredictor { card, network })
     }
 }
