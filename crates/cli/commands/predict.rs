@@ -102,7 +102,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..), help_heading = TRAINING, hide_short_help = true)]
     pub batch_size: Option<u64>,
     /// Candidate couplings, comma-separated: multiples of the run's λ (re-solved on the run's
-    /// scores; `1` is the run's own coupling) and `random` (the uniform coupling). The
+    /// scores; `1` is the run's own coupling) and `random` (the uniform coupling, trained with
+    /// the mse loss, whose optimum there is each group's mean). The
     /// predictor with the lowest validation pseudo-pair MSE (held-out modality-1 rows against
     /// partners drawn from each candidate) is kept.
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = default_grid(), help_heading = COUPLING)]
@@ -157,6 +158,8 @@ struct CandidateReport {
     coupling: String,
     /// The run's option `epsilon` times the factor (None for random and true pairs).
     epsilon: Option<f64>,
+    /// The loss it was trained with (`mse` for the uniform coupling).
+    loss: PredictionLoss,
     /// Eq. 9 on the validation rows (per standardised column).
     validation_loss: f64,
     /// The pseudo-pair MSE on the validation rows: what the candidates are compared by.
@@ -311,8 +314,19 @@ fn select_coupling(
             solved,
             seed: spec.seed,
         };
+        // The uniform coupling stands for random matching, whose predictor is the group mean
+        // of modality 1: the pseudo-pair MSE has exactly that optimum, while under the uniform
+        // coupling Eq. 9 (the unbiased loss) sees only each group's average of f and leaves
+        // every within-group variation free (benches/RESULTS.md, "Cross-modal prediction").
+        let candidate_spec = match candidate {
+            Candidate::Random => PredictorSpec {
+                loss: PredictionLoss::Mse,
+                ..spec.clone()
+            },
+            Candidate::Scaled(_) => spec.clone(),
+        };
         let run = train_one(
-            spec,
+            &candidate_spec,
             x1,
             x2,
             &partners,
@@ -336,6 +350,7 @@ fn select_coupling(
                 Candidate::Scaled(f) if ot => Some(base.epsilon * f),
                 _ => None,
             },
+            loss: candidate_spec.loss,
             validation_loss: run.predictor.card.best_validation_loss,
             validation_pair_mse: loss,
             best_epoch: run.predictor.card.best_epoch,
