@@ -84,7 +84,7 @@ fn load_row(i: u32) -> Row {
     }
     row.nx = scores[q * dima() + DIM][lane];
     row.frame = pots[i].x;
-    row.thr = select(BIG, row.lse + EXACT_BELOW, exact_on(gs));
+    row.thr = select(BIG, row.lse + exact_below(gs), exact_on(gs));
     return row;
 }
 

@@ -25,26 +25,40 @@
 //!
 //! # f32 precision
 //! Scores and potentials are f32 on the device. A plan entry is `2^a` with an exponent
-//! `a = (g_j + f_i − C_ij)/λ · log2(e)` that is small for the entries that matter, but is the
-//! sum of terms of size `C/λ` (hundreds at λ = 0.01): summed in f32 it carries an absolute
-//! error of `ε₃₂ · C/λ`, the *same* error every iteration (a perturbed cost), and Sinkhorn's
-//! slowest mode amplifies a perturbed cost by up to the inverse of its spectral gap — the
-//! iterations a solve needs. Three measures keep `P(j|i)` within 1e-4 of the f64 reference
-//! for λ from 0.01 to 10 (measured in benches/RESULTS.md, "GPU accuracy"):
-//! * potentials are (hi, lo) pairs: the hi part is a frame fixed between refreshes, and every
-//!   exponent is computed relative to it, so the iteration's own rounding acts on small
-//!   numbers, and the marginal error is measured on small numbers (no false plateau);
-//! * where the term is within 2^4 of its row's sum (at most 16 per row) and `s · C̄ ≥ 32` (small λ), or the
-//!   squared distance lost its digits to the expanded form, the kernel recomputes it in
-//!   double-f32 from the scores' hi and lo parts and the whole potentials (`exact_arg` in
-//!   `common.wgsl`): few pairs per row where it matters, none at large λ;
-//! * scores are centred per group before rounding to f32, and the LSE sums per tile before
-//!   adding into the row's total (pairwise, so rounding grows with `n/64`, not `n`).
+//! `a = (g_j + f_i − C_ij) · log2(e)/λ` that is small for the entries that matter but is the
+//! sum of terms of size `s · C` (`s = log2(e)/λ`; thousands at λ = 0.01): summed in f32 it
+//! carries an absolute error of `ε₃₂ · s · C`, the *same* error every iteration (a perturbed
+//! cost), and Sinkhorn's slowest mode amplifies a perturbed cost by up to the inverse of its
+//! spectral gap — the iterations a solve needs. What keeps `P(j|i)` within 1e-4 of the f64
+//! reference for λ from 0.01 to 10 (benches/RESULTS.md, "GPU accuracy", says which part
+//! bought what):
+//! * potentials live in log2 units (`u = p · s`) as a frame and an offset (hi, lo); every
+//!   exponent is `(V_j − s·C_ij) + U_i + v_j` with one rounding on the large part, and the
+//!   row's LSE, update and marginal error are computed relative to its frame, on small
+//!   numbers; the frame moves to the offset once it exceeds 1/16, so the offset resolves
+//!   updates to ~1e-9;
+//! * terms within `2^K` of their row's sum, `K = clamp(log2(s · C̄), 4, 20)`, are recomputed in
+//!   double-f32 from the scores' hi and lo parts, the whole potentials and `s` as hi + lo
+//!   (`exact_arg` in `common.wgsl`) when `s · C̄ ≥ 32`, as are squared distances that lost their
+//!   digits to the expanded form: at most `2^K` terms per row, few in practice;
+//! * the double-f32 arithmetic passes its intermediates through `opaque` (an integer xor with
+//!   a run-time zero), since compilers simplify `(a + b) − a` to `b` (Mesa's NIR does) and
+//!   fuse a rounded product into the sum after it (lavapipe's LLVM did, across a
+//!   multiplication by a run-time 1.0: every "exact" cost came out with f32's 5e-8 relative
+//!   error, `s·C` with ~1e-4 log2 units, and Sinkhorn at λ = 1e-3 stalled at a marginal error
+//!   of 8e-6; `tests/common_wgsl.rs`);
+//! * scores are centred per group before rounding to f32, and each row's sum is kept per tile
+//!   and accumulated with Kahan compensation.
 //!
-//! A solve whose error stops improving for 50 iterations at the target λ while below
-//! [`f32_floor`] (`0.5 · ε₃₂ · C̄/λ`, `C̄` from [`psa_core::sinkhorn::mean_cost`]) stops there,
-//! reported as [`StopReason::PrecisionFloor`] unless the final check finds it below `tol`. A
-//! solve that is merely slow keeps improving and is not stopped by this rule.
+//! The in-loop error is the f32 iteration's own; after the loop a check pass recomputes every
+//! term in double-f32 — the exponent against the row's whole potential, `2^x` by its own
+//! polynomial (`exp2_dd`; the built-in `exp2` errs by several ulp and lavapipe's is biased by
+//! +6e-8), the row sums — so the reported error is that of the returned potentials to ~1e-12,
+//! not f32's ~1e-7. A group that stopped on `tol` but is above it resumes with half the in-loop
+//! tolerance (at most [`MAX_RESUMES`] times). A solve whose error stops improving for 200
+//! iterations at the target λ while below [`f32_floor`] stops there, reported as
+//! [`StopReason::PrecisionFloor`] unless the final check finds it below `tol`; a solve that is
+//! merely slow keeps improving and is not stopped by this rule.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,7 +80,9 @@ use crate::workspace::Workspace;
 use crate::{GpuContext, GpuError};
 
 /// Multiple of `ε₃₂ · mean cost / λ` under which a stalled error counts as the f32 plateau.
-pub const F32_FLOOR_FACTOR: f64 = 0.5;
+pub const F32_FLOOR_FACTOR: f64 = 0.02;
+/// The f32 plateau bound is never below this (measured plateaus: ~1e-7 to 3e-7).
+pub const MIN_F32_FLOOR: f64 = 1e-6;
 /// Auto check interval: read the per-group state back about every this many pair evaluations.
 pub const CHECK_PAIRS: u64 = 1 << 27;
 /// Longest auto check interval, in iterations.
@@ -296,7 +312,7 @@ impl Matcher for GpuMatcher {
 /// The error under which a GPU solve that stopped improving counts as the f32 plateau: a
 /// bound for a group of mean cost `mean_cost` at λ.
 pub fn f32_floor(mean_cost: f64, lambda: f64) -> f64 {
-    F32_FLOOR_FACTOR * f64::from(f32::EPSILON) * mean_cost / lambda
+    (F32_FLOOR_FACTOR * f64::from(f32::EPSILON) * mean_cost / lambda).max(MIN_F32_FLOOR)
 }
 
 /// λ, schedule and tolerances of one group, as the CPU reference derives them.

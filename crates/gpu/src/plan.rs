@@ -235,7 +235,7 @@ pub struct PackedScores {
 impl Plan {
     /// Every group's scores, centred on the group's mean (distances do not change; the
     /// expanded form and the f32 rounding lose less), in the padded quad layout.
-    pub fn pack_scores(&self, problem: &Problem) -> PackedScores {
+    pub fn pack_scores(&self, problem: &Problem, centred: bool) -> PackedScores {
         let dim = problem.dim();
         let quads = self.total_rows() as usize / 4;
         let mut out = PackedScores {
@@ -243,7 +243,11 @@ impl Plan {
             lo: vec![0.0; quads * dim * 4],
         };
         for (index, group) in problem.groups.iter().enumerate() {
-            let centre = group_mean(group);
+            let centre = if centred {
+                group_mean(group)
+            } else {
+                vec![0.0; dim]
+            };
             for (side, x) in [&group.x1, &group.x2].into_iter().enumerate() {
                 for (local, row) in x.rows().into_iter().enumerate() {
                     let at = self.row(side, index, local as u32) as usize;
@@ -339,6 +343,7 @@ impl Plan {
                     mean_cost: setup.mean_cost as f32,
                     s_hi,
                     s_lo,
+                    one: 1.0,
                     ..GroupState::default()
                 };
                 let mut previous = setup.stages[0];
@@ -486,7 +491,7 @@ mod tests {
     fn packed_scores_give_back_every_distance_and_norm() {
         let problem = problem();
         let plan = Plan::for_problem(&problem, 512).unwrap();
-        let packed = plan.pack_scores(&problem);
+        let packed = plan.pack_scores(&problem, true);
         let dim = problem.dim();
         // Coordinate k of a padded row as the kernels read it (hi and lo parts).
         let coord = |row: u32, k: usize| {

@@ -342,11 +342,14 @@ impl<'m> GpuSolved<'m> {
             let bytes = ByteCounter::default();
             let size = (count * n2 * 4) as u64;
             let out_value = util::buffer(ctx, &bytes, "dense rows", size, out_usage());
-            let unused = util::buffer(ctx, &bytes, "unused", 16, out_usage());
+            // Two placeholders: one buffer bound both read-write (out_index) and read-only
+            // (aux) in one dispatch is a usage conflict wgpu rejects.
+            let unused_index = util::buffer(ctx, &bytes, "unused index", 16, out_usage());
+            let unused_aux = util::buffer(ctx, &bytes, "unused aux", 16, out_usage());
             let buffers = OutputBuffers {
-                out_index: &unused,
+                out_index: &unused_index,
                 out_value: &out_value,
-                aux: &unused,
+                aux: &unused_aux,
             };
             let params = CouplingParams {
                 group: group as u32,

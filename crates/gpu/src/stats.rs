@@ -1,6 +1,7 @@
-//! The counted proxy of the Sinkhorn hot loop (issue 15): what each pair costs in
-//! instructions, read off the SPIR-V that wgpu hands a Vulkan driver, so that kernel changes
-//! can be judged without a GPU (a GPU measurement calibrates it; benches/RESULTS.md).
+//! The counted proxy of the Sinkhorn hot loop (the log-sum-exp over pairs of METHOD.md step 3,
+//! Eq. 8): what each pair costs in instructions, read off the SPIR-V that wgpu hands a Vulkan
+//! driver, so that kernel changes can be judged without a GPU (a GPU measurement calibrates
+//! it; benches/RESULTS.md, "GPU kernel").
 //!
 //! Each kernel variant is compiled as wgpu compiles it for Vulkan — naga with the pipeline's
 //! override constants, the module's bounds-check policy (array indices clamped when checked;

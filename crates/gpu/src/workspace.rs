@@ -1,5 +1,6 @@
 //! The device buffers of one problem, uploaded once and kept for the solve and every output
-//! (DESIGN.md "Seams": the GPU keeps its device state for the life of the result).
+//! (DESIGN.md "Seams": the GPU keeps its device state for the life of the result), and the
+//! dispatches of the log-domain Sinkhorn iteration of METHOD.md step 3 over them.
 //!
 //! Where each row, block and partial lives is decided by [`crate::plan::Plan`]; this module
 //! only creates the buffers, encodes the dispatches and reads back. Memory is
@@ -58,7 +59,7 @@ impl Workspace {
         let plan = Plan::for_problem(problem, spec.rows_per_block())?;
         let pipelines = sinkhorn.pipelines(ctx, spec);
         let (states, schedule) = plan.group_states(setups);
-        let packed = plan.pack_scores(problem);
+        let packed = plan.pack_scores(problem, spec.centred);
         let bytes = ByteCounter::default();
         let copy_src = wgpu::BufferUsages::COPY_SRC;
         let none = wgpu::BufferUsages::empty();

@@ -102,3 +102,65 @@ fn gpu_couplings_are_within_1e_4_of_the_f64_reference_from_lambda_001_to_10() {
     }
     eprintln!("worst max |ΔP| = {worst:.1e}");
 }
+
+/// Which parts of the f32 solve buy its accuracy (benches/RESULTS.md, "GPU accuracy"): max
+/// |ΔP| against the f64 reference with one part switched off at a time. A measurement, not a
+/// check: run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn accuracy_ablations() {
+    let problem = fixture("euclid_reg1_T45", &[]);
+    let variants = ["", "no-exact", "no-hilo", "no-kahan", "no-centre"];
+    eprintln!(
+        "| λ | C̄/λ | CPU | {} |",
+        variants
+            .map(|v| if v.is_empty() { "production" } else { v })
+            .join(" | ")
+    );
+    for lambda in [0.01, 0.05, 0.5, 10.0] {
+        let options = SolveOptions {
+            epsilon: lambda,
+            tol: 1e-9,
+            max_iter: 10_000,
+            ..SolveOptions::default()
+        };
+        let cpu = CpuMatcher
+            .solve(&problem, &options, &NoProgress)
+            .expect("CPU");
+        let mean = problem
+            .groups
+            .iter()
+            .map(|g| psa_core::sinkhorn::mean_cost(g, problem.metric))
+            .fold(0.0, f64::max);
+        let mut cells = Vec::new();
+        for spec in variants {
+            let Some(matcher) = common::matcher(GpuOptions {
+                variant: Some(psa_gpu::KernelVariant::parse(spec).expect("a variant")),
+                ..GpuOptions::default()
+            }) else {
+                return;
+            };
+            let gpu = matcher.solve(&problem, &options, &NoProgress).expect("GPU");
+            let iterations = gpu
+                .groups
+                .iter()
+                .map(|g| g.report.iterations)
+                .max()
+                .unwrap_or(0);
+            cells.push(format!(
+                "{:.1e} ({iterations} it)",
+                max_delta_p(&problem, &gpu, &cpu)
+            ));
+        }
+        eprintln!(
+            "| {lambda} | {:.0} | {} it | {} |",
+            mean / lambda,
+            cpu.groups
+                .iter()
+                .map(|g| g.report.iterations)
+                .max()
+                .unwrap_or(0),
+            cells.join(" | ")
+        );
+    }
+}

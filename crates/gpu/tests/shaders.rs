@@ -255,8 +255,8 @@ fn every_pod_struct_has_the_layout_of_its_wgsl_twin() {
         mean_cost,
         s_hi,
         s_lo,
+        one,
         _pad1,
-        _pad2,
     });
     assert_eq!(wgsl_layout(&sinkhorn, "GroupState"), group_state);
     assert_eq!(wgsl_layout(&coupling, "GroupState"), group_state);

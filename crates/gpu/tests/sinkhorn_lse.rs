@@ -51,7 +51,7 @@ fn compare(problem: &psa_core::Problem, opts: &SolveOptions, gpu: &GpuOptions, t
             b.report.converged
         );
         assert_eq!(a.epsilon, b.epsilon, "both backends resolve the same λ");
-        common::assert_honest_stop(&format!("group {g}"), &a.report, opts.tol);
+        common::assert_honest_stop(&format!("group {g}"), &a.report, opts);
     }
     eprintln!("λ={} max |ΔP|/max P = {err:.2e}", opts.epsilon);
     assert!(

@@ -68,11 +68,30 @@ fn assert_outputs_agree(gpu: &dyn Solved, cpu: &dyn Solved, tolerance: f64) {
             // The mass cut keeps about as many entries (near-ties may differ by one).
             let kept = |t: &psa_core::TopK| t.index.row(i).iter().filter(|&&j| j >= 0).count();
             assert!(kept(a).abs_diff(kept(b)) <= 1, "group {g} row {i}");
-            assert_eq!(
+            // The top entry is the row's largest (the same index as the CPU's but where
+            // entries tie: a group of one row has P(j|0) = b_j = 1/n2 for every j).
+            let row_max = dense.row(i).iter().cloned().fold(0.0, f64::max);
+            let top = |t: &psa_core::TopK| dense[[i, t.index[[i, 0]] as usize]];
+            assert!(
+                top(a) > row_max - tolerance,
+                "group {g} row {i}: top entry {} (P = {}) is not the row max {row_max}",
                 a.index[[i, 0]],
-                b.index[[i, 0]],
-                "group {g} row {i}: top entry"
+                top(a)
             );
+            let j_top = b.index[[i, 0]] as usize;
+            let runner_up = dense
+                .row(i)
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != j_top)
+                .fold(0.0, |m: f64, (_, &p)| m.max(p));
+            if top(b) - runner_up > tolerance {
+                assert_eq!(
+                    a.index[[i, 0]],
+                    b.index[[i, 0]],
+                    "group {g} row {i}: top entry"
+                );
+            }
         }
     }
     let mut rng = Rng::new(5);
@@ -151,8 +170,12 @@ fn both_backends_answer_every_output_through_the_same_interface() {
             1,
             "one upload for the solve and every output"
         );
-        let reports = gpu.solution().expect("OT").groups.iter().map(|g| &g.report);
-        assert!(reports.into_iter().all(|r| r.converged));
+        // Converged below tol, else stopped on the f32 floor or out of iterations (plain
+        // Sinkhorn on a 5 × 5 group can need 10⁴); the outputs above agree with the CPU's
+        // either way.
+        for (g, group) in gpu.solution().expect("OT").groups.iter().enumerate() {
+            common::assert_honest_stop(&format!("group {g}"), &group.report, &opts);
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! One host module per shader in `shaders/`: its typed `Params` (mirroring the WGSL uniform
+//! The WGSL kernels of METHOD.md steps 3 (Sinkhorn) and 4 (outputs of the coupling), one host
+//! module per shader in `shaders/`: its typed `Params` (mirroring the WGSL uniform
 //! field for field; `tests/shaders.rs` checks sizes and offsets with naga), its bind group
 //! layout (created once per matcher) and its pipelines (created once per [`Specialisation`]
 //! and cached).
@@ -75,8 +76,9 @@ pub struct GroupState {
     /// `log2(e)/λ` as a double-f32: `s_hi + s_lo`.
     pub s_hi: f32,
     pub s_lo: f32,
+    /// 1.0: a value the shader compiler cannot see through (`opaque` in `common.wgsl`).
+    pub one: f32,
     pub _pad1: f32,
-    pub _pad2: f32,
 }
 
 /// The kernel variant a pipeline is compiled for: the problem's shape and the switches the
@@ -94,6 +96,12 @@ pub struct Specialisation {
     pub fixed_shift: bool,
     /// Recompute dominant and cancelled terms exactly (off: timing only, less accurate).
     pub exact: bool,
+    /// Potentials as (frame, offset) pairs (off: one f32 each; accuracy ablation).
+    pub hilo: bool,
+    /// Kahan-compensated sum over column tiles (off: plain f32 sum; accuracy ablation).
+    pub kahan: bool,
+    /// Scores centred per group before rounding to f32 (off: accuracy ablation).
+    pub centred: bool,
     /// Timing only: `exp2` replaced by an FMA (wrong results).
     pub stub_exp2: bool,
     /// Timing only: `sqrt` replaced by a multiply (wrong results).
@@ -110,6 +118,9 @@ impl Specialisation {
             expanded: true,
             fixed_shift: true,
             exact: true,
+            hilo: true,
+            kahan: true,
+            centred: true,
             stub_exp2: false,
             stub_sqrt: false,
         }
@@ -122,6 +133,9 @@ impl Specialisation {
             expanded: variant.expanded.unwrap_or(self.expanded),
             fixed_shift: variant.fixed_shift.unwrap_or(self.fixed_shift),
             exact: !variant.no_exact,
+            hilo: !variant.no_hilo,
+            kahan: !variant.no_kahan,
+            centred: !variant.no_centre,
             stub_exp2: variant.stub_exp2,
             stub_sqrt: variant.stub_sqrt,
             ..self
@@ -140,8 +154,15 @@ impl Specialisation {
             })
             .to_string(),
         ];
-        if !self.exact {
-            words.push("no-exact".into());
+        for (on, word) in [
+            (self.exact, "no-exact"),
+            (self.hilo, "no-hilo"),
+            (self.kahan, "no-kahan"),
+            (self.centred, "no-centre"),
+        ] {
+            if !on {
+                words.push(word.into());
+            }
         }
         if self.stub_exp2 {
             words.push("stub-exp2".into());
@@ -173,6 +194,8 @@ impl Specialisation {
             ("EXPANDED", flag(self.expanded)),
             ("FIXED_SHIFT", flag(self.fixed_shift)),
             ("EXACT", flag(self.exact)),
+            ("HILO", flag(self.hilo)),
+            ("KAHAN", flag(self.kahan)),
             ("STUB_EXP2", flag(self.stub_exp2)),
             ("STUB_SQRT", flag(self.stub_sqrt)),
         ]);
@@ -194,14 +217,18 @@ pub fn default_rows(dim: usize) -> u32 {
     }
 }
 
-/// A kernel variant for ablations (`benches/gpu_device.sh`), read from `PSA_GPU_KERNEL`:
-/// comma-separated `rows=N`, `direct`, `online-max`, `no-exact`, `stub-exp2`, `stub-sqrt`.
+/// A kernel variant for ablations (`benches/gpu_device.sh`, `tests/accuracy.rs`), read from
+/// `PSA_GPU_KERNEL`: comma-separated `rows=N`, `direct`, `online-max`, `no-exact`, `no-hilo`,
+/// `no-kahan`, `no-centre`, `stub-exp2`, `stub-sqrt`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelVariant {
     pub rows: Option<u32>,
     pub expanded: Option<bool>,
     pub fixed_shift: Option<bool>,
     pub no_exact: bool,
+    pub no_hilo: bool,
+    pub no_kahan: bool,
+    pub no_centre: bool,
     pub stub_exp2: bool,
     pub stub_sqrt: bool,
 }
@@ -224,6 +251,9 @@ impl KernelVariant {
                 "online-max" => variant.fixed_shift = Some(false),
                 "fixed-shift" => variant.fixed_shift = Some(true),
                 "no-exact" => variant.no_exact = true,
+                "no-hilo" => variant.no_hilo = true,
+                "no-kahan" => variant.no_kahan = true,
+                "no-centre" => variant.no_centre = true,
                 "stub-exp2" => variant.stub_exp2 = true,
                 "stub-sqrt" => variant.stub_sqrt = true,
                 _ => match word.strip_prefix("rows=").and_then(|n| n.parse().ok()) {
@@ -233,7 +263,7 @@ impl KernelVariant {
                             what: "PSA_GPU_KERNEL",
                             message: format!(
                                 "unknown item {word:?}; use rows=1..8, direct, online-max, \
-                                 no-exact, stub-exp2, stub-sqrt"
+                                 no-exact, no-hilo, no-kahan, no-centre, stub-exp2, stub-sqrt"
                             ),
                         });
                     }
@@ -245,7 +275,12 @@ impl KernelVariant {
 
     /// Whether results are meaningless or less accurate (timing only).
     pub fn stubbed(&self) -> bool {
-        self.stub_exp2 || self.stub_sqrt || self.no_exact
+        self.stub_exp2
+            || self.stub_sqrt
+            || self.no_exact
+            || self.no_hilo
+            || self.no_kahan
+            || self.no_centre
     }
 }
 
