@@ -59,11 +59,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    #[cfg(feature = "gpu")]
-    if cli.verbose == 0 {
-        // SAFETY: no other thread exists yet; the display probe's message is noise unless -v.
-        unsafe { psa_gpu::silence_display_probe() };
-    }
     logging::init(cli.verbose, cli.quiet);
     if let Err(err) = interrupt::install() {
         tracing::warn!(

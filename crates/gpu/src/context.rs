@@ -86,29 +86,6 @@ impl GpuContext {
     }
 }
 
-/// Keeps the Vulkan probe quiet on machines without a display session.
-///
-/// There, every process that opens a Vulkan instance printed `error: XDG_RUNTIME_DIR is
-/// invalid or not set in the environment.` to stderr, once per adapter enumeration: Mesa's
-/// implicit device-selection layer (`VK_LAYER_MESA_device_select`, installed with any Mesa
-/// Vulkan driver and applied to every driver) asks libwayland for the compositor's default GPU,
-/// and libwayland complains when `XDG_RUNTIME_DIR` is unset. psa ranks adapters itself
-/// ([`AdapterChoice`]), so the layer has nothing to add: when `XDG_RUNTIME_DIR` is unset this
-/// turns the layer off with its own switch (`NODEVICE_SELECT=1`). A user who wants the
-/// message (`psa -v`) does not call this.
-///
-/// # Safety
-/// It sets an environment variable: call it before any other thread exists (at the start of
-/// `main`), as [`std::env::set_var`] requires.
-pub unsafe fn silence_display_probe() {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
-        && std::env::var_os("NODEVICE_SELECT").is_none()
-    {
-        // SAFETY: the caller guarantees that no other thread runs (this function's contract).
-        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
-    }
-}
-
 /// Ranks device types: lower is preferred.
 fn preference(device_type: wgpu::DeviceType) -> u8 {
     match device_type {

@@ -43,7 +43,7 @@ mod util;
 mod workspace;
 
 pub use bench::{BenchFigures, bench_iteration};
-pub use context::{AdapterChoice, GpuContext, silence_display_probe};
+pub use context::{AdapterChoice, GpuContext};
 pub use error::GpuError;
 pub use kernels::KernelVariant;
 pub use matcher::{CostMode, GpuMatcher, GpuOptions, f32_floor};
