@@ -180,11 +180,11 @@ fn exact_arg_dd(row: u32, col: u32, row_pot: vec2<f32>, gs: GroupState) -> vec2<
     return dd_add(t, -cost, one);
 }
 
-// 2^t for a double-f32 t, to ~1e-12 relative: the final marginal check needs sums good far
-// below f32's 6e-8 (the built-in exp2 may err by several ulp, and lavapipe's is biased by
-// +6e-8 on average, which would shift every measured marginal by that much). t = n + r with
-// n an integer, |r| ≤ 1/2; e^(r·ln2 / 16) − 1 by a Taylor polynomial, squared four times as
-// (1 + e)² − 1 = e·(e + 2), then scaled by 2^n.
+// 2^t for a double-f32 t, to ~2e-10 relative (the f32 bracket of the polynomial bounds it):
+// the final marginal check needs sums good far below f32's 6e-8 (the built-in exp2 may err by
+// several ulp, and lavapipe's is biased by +6e-8 on average, which would shift every measured
+// marginal by that much). t = n + r with n an integer, |r| ≤ 1/2; e^(r·ln2 / 16) − 1 by a
+// Taylor polynomial, squared four times as (1 + e)² − 1 = e·(e + 2), then scaled by 2^n.
 fn exp2_dd(t: vec2<f32>, one: f32) -> vec2<f32> {
     if (t.x < -149.0) {
         return vec2<f32>(0.0);

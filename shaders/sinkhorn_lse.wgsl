@@ -407,7 +407,7 @@ fn redo_chunk(info: vec4<u32>, blk: vec4<u32>, gs: GroupState, side: Side, lid: 
 
 // The final check (mode 2): each row's sum over the chunk of 2^(a_rc + u_r) — every exponent
 // against the row's whole potential, in double-f32, and summed in double-f32 — so that the
-// row's marginal over its target, (1/n_cols)·Σ_c, is known to ~1e-12 and the reported error is
+// row's marginal over its target, (1/n_cols)·Σ_c, is known to ~1e-10 and the reported error is
 // the real one of the returned potentials even below f32's 6e-8 (`combine` finishes it).
 // Writes (sum hi, sum lo) as the row's partial. Not a hot path: once per check.
 fn check_chunk(info: vec4<u32>, blk: vec4<u32>, gs: GroupState, side: Side, lid: u32) {

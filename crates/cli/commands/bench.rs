@@ -56,7 +56,7 @@ pub struct BenchArgs {
     pub gpu_cost: GpuCost,
     /// Print the counted instruction proxy of the GPU Sinkhorn hot loop per pair, for each
     /// step of the kernel at --t (compiled to SPIR-V with naga; needs no GPU), and exit.
-    #[arg(long)]
+    #[arg(long, help_heading = HARDWARE)]
     pub kernel_stats: bool,
 }
 

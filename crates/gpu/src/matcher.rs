@@ -53,7 +53,7 @@
 //! The in-loop error is the f32 iteration's own; after the loop a check pass recomputes every
 //! term in double-f32 — the exponent against the row's whole potential, `2^x` by its own
 //! polynomial (`exp2_dd`; the built-in `exp2` errs by several ulp and lavapipe's is biased by
-//! +6e-8), the row sums — so the reported error is that of the returned potentials to ~1e-12,
+//! +6e-8), the row sums — so the reported error is that of the returned potentials to ~1e-10,
 //! not f32's ~1e-7. A group that stopped on `tol` but is above it resumes with half the in-loop
 //! tolerance (at most [`MAX_RESUMES`] times). A solve whose error stops improving for 200
 //! iterations at the target λ while below [`f32_floor`] stops there, reported as
