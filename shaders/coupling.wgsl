@@ -1,96 +1,127 @@
-// coupling.wgsl — outputs of the lazy coupling P(j|i) = softmax_j((g_j − C_ij)/λ), streamed
-// over the columns of each row's group, with no n1 × n2 matrix.
+// coupling.wgsl — outputs of the lazy coupling P(j|i) = softmax_j((g_j − C_ij)/λ) (METHOD.md
+// step 4, "Outputs a user needs"), streamed over the columns of each row's group, with no
+// n1 × n2 matrix.
 //
-// Every entry point runs one invocation per modality-1 row (all groups at once, row i of the
-// concatenated side 1, group from row_group) and needs the row's log-sum-exp `row_lse` in log2
-// units, as sinkhorn_lse.wgsl's `combine` (mode 1) leaves it in its scratch buffer, so that
-// P(j|i) = exp2(v_j − row_lse_i) with v_j = g_j·log2(e)/λ − log2(n2) − C_ij·log2(e)/λ.
+// Every entry point needs each modality-1 row's normaliser L_i = log2 Σ_j 2^(a_ij) as
+// sinkhorn_lse.wgsl's `combine` (mode 1) leaves it: then P(j|i) = 2^(a_ij − L_i), with a_ij the
+// exponent in log2 units relative to the row's frame (common.wgsl), computed as the Sinkhorn
+// kernel does (f32, with the same exact recomputation of dominant and near-zero-distance pairs).
 //   top_k     the k (≤ 64) largest P(j|i) per row, largest first, ties by lower j
-//             (out_index: group-local j or −1; out_value: weights).
-//   project   16 columns (4 vec4, starting at vec4 `y_block`) of Σ_j P(j|i) y_j per dispatch.
-//   diagonal  P(partner_i | i) per row (partner u32::MAX: skipped, writes 0).
+//             (out_index: group-local j or −1; out_value: weights). One invocation per row.
+//   project   16 columns (4 vec4, from vec4 `y_block`) of Σ_j P(j|i) y_j per dispatch.
+//   diagonal  P(partner_i | i) per row; partner_i is read from out_index (u32::MAX: none, 0).
+//   rows      P(j|i) of rows first_row.. of one group, n2 values per row (one invocation per
+//             entry; x = column, y = row).
+//   sample    for each row, `draws` indices j ~ P(·|i): aux holds each row's uniforms sorted
+//             ascending; entry d gets the first j whose cumulative P exceeds u_d.
 //
-// Bindings (group 0): 0 uniform CouplingParams; 1 scores; 2 pots (f then g); 3 groups
-// (GroupState, as in sinkhorn_lse.wgsl); 4 row_lse; 5 row_group; 6 out_index; 7 out_value;
-// 8 y (modality-2 rows, y_width vec4 each); 9 partner.
-// Workgroup size 256 (1-D rows, 2-D grid past 65535 workgroups). Overrides: DIM4, EUCLIDEAN.
+// Bindings (group 0): common.wgsl's 1–5; 0 uniform CouplingParams; 6 row_lse (Λ per padded
+// row); 7 out_index; 8 out_value; 9 aux (y rows of y_width vec4 for project, uniforms for
+// sample).
+// Workgroup size 128 (1-D over rows, 2-D grid past 65535 workgroups; `rows`: 64 × 1 tiles of
+// a 2-D grid). Overrides: common.wgsl's DIM, EUCLIDEAN.
 //
-// CPU twin: psa_core::coupling::Coupling::{top_k, project, row} and
-// psa_core::coupling::select_top.
+// CPU twin: psa_core::coupling::Coupling::{top_k, project, row_into},
+// psa_core::coupling::select_top and psa_core::coupling::sample_pairs.
 
-const WG: u32 = 256u;
+const OUT_WG: u32 = 128u;
 const MAX_K: u32 = 64u;
-const LOG2E: f32 = 1.4426950408889634;
-const NEG_BIG: f32 = -3.0e38;
+const MAX_ROW_DIM: u32 = 64u;
+const NONE: u32 = 0xffffffffu;
 
-override DIM4: u32 = 16u;
-override EUCLIDEAN: bool = true;
-
+// Rust twin: psa_gpu::kernels::coupling::CouplingParams.
 struct CouplingParams {
-    n_rows: u32,   // modality-1 rows, all groups
-    col_base: u32, // first modality-2 row in scores / pots (= n_rows)
+    n_rows: u32,   // padded modality-1 rows, all groups
+    col_base: u32, // first modality-2 row in scores / pots
     k: u32,
     y_width: u32,  // vec4s per row of y
     y_block: u32,  // first vec4 of y handled by this project dispatch
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-struct GroupState {
-    off1: u32, n1: u32, off2: u32, n2: u32,
-    chunks1: u32, chunks2: u32, chunk_cols1: u32, chunk_cols2: u32,
-    part1: u32, part2: u32, cost_off: u32, sched_off: u32,
-    n_stages: u32, stage: u32, iterations: u32, max_iter: u32,
-    is_active: u32, converged: u32, stall: u32, floored: u32,
-    lambda: f32, tau: f32, tol: f32, stage_tol: f32,
-    error: f32, best: f32, floor: f32, _pad: f32,
+    group: u32,    // rows: the group
+    first_row: u32, // rows: its first row; sample: unused
+    draws: u32,    // sample: uniforms per row; rows: rows in this call
 }
 
 @group(0) @binding(0) var<uniform> params: CouplingParams;
-@group(0) @binding(1) var<storage, read> scores: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> pots: array<f32>;
-@group(0) @binding(3) var<storage, read> groups: array<GroupState>;
-@group(0) @binding(4) var<storage, read> row_lse: array<f32>;
-@group(0) @binding(5) var<storage, read> row_group: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out_index: array<i32>;
-@group(0) @binding(7) var<storage, read_write> out_value: array<f32>;
-@group(0) @binding(8) var<storage, read> y: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read> partner: array<u32>;
+@group(0) @binding(6) var<storage, read> row_lse: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out_index: array<u32>;
+@group(0) @binding(8) var<storage, read_write> out_value: array<f32>;
+@group(0) @binding(9) var<storage, read> aux: array<vec4<f32>>;
+
+// The current row: its group, normaliser, ‖x‖², frame and exact threshold (coordinates in xr).
+struct Row {
+    at: u32,
+    gs: GroupState,
+    lse: f32,
+    nx: f32,
+    frame: f32,
+    thr: f32,
+}
+
+var<private> xr: array<f32, MAX_ROW_DIM>;
 
 fn row_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * WG + gid.x;
+    return gid.y * nwg.x * OUT_WG + gid.x;
 }
 
-// log2 of the unnormalised P(j|i) of row i (global) and column j (group-local).
-fn log_weight(i: u32, gs: GroupState, j: u32) -> f32 {
-    let scale = LOG2E / gs.lambda;
-    let col = params.col_base + gs.off2 + j;
-    var acc = vec4<f32>(0.0);
-    for (var k = 0u; k < DIM4; k++) {
-        let d = scores[i * DIM4 + k] - scores[col * DIM4 + k];
-        acc = fma(d, d, acc);
-    }
-    var c = acc.x + acc.y + acc.z + acc.w;
-    if (EUCLIDEAN) {
-        c = sqrt(c);
-    }
-    return pots[col] * scale - log2(f32(gs.n2)) - c * scale;
-}
-
-@compute @workgroup_size(256)
-fn top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = row_index(gid, nwg);
+// The row at padded index i, or none when i is padding or past the end.
+fn load_row(i: u32) -> Row {
+    var row: Row;
+    row.at = NONE;
     if (i >= params.n_rows) {
-        return;
+        return row;
     }
     let gs = groups[row_group[i]];
+    if (i - gs.off1 >= gs.n1) {
+        return row;
+    }
+    row.at = i;
+    row.gs = gs;
+    row.lse = row_lse[i];
+    let q = i >> 2u;
+    let lane = i & 3u;
+    for (var k = 0u; k < DIM; k++) {
+        xr[k] = -0.5 * scores[q * dima() + k][lane];
+    }
+    row.nx = scores[q * dima() + DIM][lane];
+    row.frame = pots[i].x;
+    row.thr = select(BIG, row.lse + exact_below(gs), exact_on(gs));
+    return row;
+}
+
+// log2 P(j|i) for group-local column j of `row`, as sinkhorn_lse.wgsl computes its exponents.
+fn log_p(row: Row, j: u32) -> f32 {
+    let col = params.col_base + row.gs.off2 + j;
+    let q = col >> 2u;
+    let lane = col & 3u;
+    var d2 = row.nx + scores[q * dima() + DIM][lane];
+    for (var k = 0u; k < DIM; k++) {
+        d2 = fma(xr[k], scores[q * dima() + k][lane], d2);
+    }
+    var c = d2;
+    if (EUCLIDEAN) {
+        c = sqrt(max(d2, 0.0));
+    }
+    let v = pots[col];
+    var a = (fma(-row.gs.s_hi, c, v.x) + row.frame) + v.y;
+    if (d2 < row.nx * GUARD || a > row.thr) {
+        a = exact_arg(row.at, col, row.frame, row.gs);
+    }
+    return a - row.lse;
+}
+
+@compute @workgroup_size(128)
+fn top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = row_index(gid, nwg);
+    let row = load_row(i);
+    if (row.at == NONE) {
+        return;
+    }
     let k = min(params.k, MAX_K);
     var best_v: array<f32, MAX_K>;
-    var best_j: array<i32, MAX_K>;
+    var best_j: array<u32, MAX_K>;
     var count = 0u;
-    for (var j = 0u; j < gs.n2; j++) {
-        let v = log_weight(i, gs, j);
+    for (var j = 0u; j < row.gs.n2; j++) {
+        let v = log_p(row, j);
         if (count < k || v > best_v[k - 1u]) {
             // Insert below every entry ≥ v, so equal weights keep the lower index first.
             var pos = min(count, k - 1u);
@@ -100,60 +131,99 @@ fn top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 pos -= 1u;
             }
             best_v[pos] = v;
-            best_j[pos] = i32(j);
+            best_j[pos] = j;
             count = min(count + 1u, k);
         }
     }
-    let lse = row_lse[i];
-    for (var s = 0u; s < params.k; s++) {
-        let o = i * params.k + s;
-        if (s < count) {
-            out_index[o] = best_j[s];
-            out_value[o] = exp2(best_v[s] - lse);
+    for (var slot = 0u; slot < params.k; slot++) {
+        let o = i * params.k + slot;
+        if (slot < count) {
+            out_index[o] = best_j[slot];
+            out_value[o] = exp2(best_v[slot]);
         } else {
-            out_index[o] = -1;
+            out_index[o] = NONE;
             out_value[o] = 0.0;
         }
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(128)
 fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = row_index(gid, nwg);
-    if (i >= params.n_rows) {
+    let row = load_row(i);
+    if (row.at == NONE) {
         return;
     }
-    let gs = groups[row_group[i]];
-    let lse = row_lse[i];
     let width = min(4u, params.y_width - params.y_block);
-    var acc: array<vec4<f32>, 4>;
-    for (var j = 0u; j < gs.n2; j++) {
-        let p = exp2(log_weight(i, gs, j) - lse);
-        let yrow = (gs.off2 + j) * params.y_width + params.y_block;
+    var total: array<vec4<f32>, 4>;
+    for (var j = 0u; j < row.gs.n2; j++) {
+        let p = exp2(log_p(row, j));
+        let yrow = (row.gs.off2 + j) * params.y_width + params.y_block;
         for (var q = 0u; q < width; q++) {
-            acc[q] = fma(vec4<f32>(p), y[yrow + q], acc[q]);
+            total[q] = fma(vec4<f32>(p), aux[yrow + q], total[q]);
         }
     }
     for (var q = 0u; q < width; q++) {
         let o = (i * params.y_width + params.y_block + q) * 4u;
-        out_value[o] = acc[q].x;
-        out_value[o + 1u] = acc[q].y;
-        out_value[o + 2u] = acc[q].z;
-        out_value[o + 3u] = acc[q].w;
+        out_value[o] = total[q].x;
+        out_value[o + 1u] = total[q].y;
+        out_value[o + 2u] = total[q].z;
+        out_value[o + 3u] = total[q].w;
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(128)
 fn diagonal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = row_index(gid, nwg);
-    if (i >= params.n_rows) {
+    let row = load_row(i);
+    if (row.at == NONE) {
         return;
     }
-    let j = partner[i];
-    if (j == 0xffffffffu) {
+    let j = out_index[i];
+    if (j == NONE) {
         out_value[i] = 0.0;
         return;
     }
-    let gs = groups[row_group[i]];
-    out_value[i] = exp2(log_weight(i, gs, j) - row_lse[i]);
+    out_value[i] = exp2(log_p(row, j));
+}
+
+@compute @workgroup_size(64)
+fn rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let gs = groups[params.group];
+    let j = gid.x;
+    let r = gid.y;
+    if (j >= gs.n2 || r >= params.draws) {
+        return;
+    }
+    let row = load_row(gs.off1 + params.first_row + r);
+    if (row.at == NONE) {
+        return;
+    }
+    out_value[r * gs.n2 + j] = exp2(log_p(row, j));
+}
+
+fn uniform_at(e: u32) -> f32 {
+    return aux[e >> 2u][e & 3u];
+}
+
+@compute @workgroup_size(128)
+fn sample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = row_index(gid, nwg);
+    let row = load_row(i);
+    if (row.at == NONE) {
+        return;
+    }
+    let first = i * params.draws;
+    var next = 0u;
+    var cumulative = 0.0;
+    for (var j = 0u; j < row.gs.n2 && next < params.draws; j++) {
+        cumulative += exp2(log_p(row, j));
+        while (next < params.draws && uniform_at(first + next) < cumulative) {
+            out_index[first + next] = j;
+            next += 1u;
+        }
+    }
+    for (; next < params.draws; next++) {
+        out_index[first + next] = row.gs.n2 - 1u;
+    }
 }

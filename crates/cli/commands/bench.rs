@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// GPU only: how the kernels get their costs.
     #[arg(long, value_enum, default_value_t = GpuCost::Auto, help_heading = HARDWARE)]
     pub gpu_cost: GpuCost,
+    /// Print the counted instruction proxy of the GPU Sinkhorn hot loop per pair, for each
+    /// step of the kernel at --t (compiled to SPIR-V with naga; needs no GPU), and exit.
+    #[arg(long, help_heading = HARDWARE)]
+    pub kernel_stats: bool,
 }
 
 /// Figures of one backend.
@@ -68,6 +72,9 @@ struct Figures {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.kernel_stats {
+        return print_kernel_stats(&args);
+    }
     let problem = psa_core::synthetic::clustered_problem(
         args.n as usize,
         args.t as usize,
@@ -151,12 +158,7 @@ fn gpu_figures(problem: &Problem, args: &BenchArgs) -> Result<Figures> {
         .ok_or_else(|| anyhow::anyhow!("--backend gpu found no GPU"))?;
     let mut figures = measure(&gpu, problem, args)?;
     let device = gpu.bench_iteration(problem, &fixed_iterations(args), args.iters as usize)?;
-    let mode = if device.materialised {
-        "materialised costs"
-    } else {
-        "streamed costs"
-    };
-    tracing::info!("GPU: {}, {mode}", device.adapter);
+    tracing::info!("GPU: {}, kernel {}", device.adapter, device.kernel);
     let pairs: u64 = problem.groups.iter().map(|g| g.pairs()).sum();
     figures.seconds_per_iteration = device.seconds_per_iteration;
     figures.pairs_per_second = 2.0 * pairs as f64 / device.seconds_per_iteration;
@@ -169,6 +171,39 @@ fn gpu_figures(problem: &Problem, args: &BenchArgs) -> Result<Figures> {
 fn gpu_figures(_: &Problem, _: &BenchArgs) -> Result<Figures> {
     bail!(
         "--backend gpu: this psa was built without GPU support; rebuild with the default `gpu` feature"
+    )
+}
+
+/// `--kernel-stats`: the counted proxy of each kernel step (issue 15; benches/RESULTS.md).
+#[cfg(feature = "gpu")]
+fn print_kernel_stats(args: &BenchArgs) -> Result<()> {
+    let stats = psa_gpu::kernel_stats(args.t as usize, Metric::from(args.sinkhorn.metric))?;
+    println!(
+        "Sinkhorn hot loop per pair, T = {}, {:?} (SPIR-V from naga, as wgpu's Vulkan backend)",
+        args.t, args.sinkhorn.metric
+    );
+    println!(
+        "{:<58} {:>7} {:>8} {:>8} {:>7} {:>7}",
+        "kernel", "ALU", "special", "wg load", "clamp", "total"
+    );
+    for s in &stats {
+        println!(
+            "{:<58} {:>7.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2}",
+            s.name,
+            s.arithmetic,
+            s.special,
+            s.workgroup_loads,
+            s.clamps,
+            s.total()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn print_kernel_stats(_: &BenchArgs) -> Result<()> {
+    bail!(
+        "--kernel-stats: this psa was built without GPU support; rebuild with the default `gpu` feature"
     )
 }
 

@@ -206,14 +206,11 @@ pub fn select_top(row: &[f64], k: usize, mass: Option<f64>) -> Vec<(usize, f64)>
 }
 
 /// Pseudo-pairs (METHOD.md "Outputs"): for each row `i`, `draws` indices `j ~ P(·|i)`, drawn
-/// independently. Row `i` uses its own generator seeded from `(seed, i)`, so the result does not
-/// depend on thread count or scheduling.
+/// independently by inverting the row's cumulative distribution at [`pair_uniforms`], so the
+/// result does not depend on thread count or scheduling, and another backend that inverts the
+/// same uniforms draws the same pairs.
 pub fn sample_pairs(coupling: &Coupling<'_>, draws: usize, seed: u64) -> Array2<i64> {
-    use rand::{Rng, SeedableRng};
     let rows = coupling.for_each_row(|i, p| {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-            seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
         let cumulative: Vec<f64> = p
             .iter()
             .scan(0.0, |acc, &w| {
@@ -222,9 +219,10 @@ pub fn sample_pairs(coupling: &Coupling<'_>, draws: usize, seed: u64) -> Array2<
             })
             .collect();
         let total = cumulative.last().copied().unwrap_or(0.0);
-        (0..draws)
-            .map(|_| {
-                let u = rng.random::<f64>() * total;
+        pair_uniforms(seed, i, draws)
+            .into_iter()
+            .map(|u| {
+                let u = u * total;
                 cumulative.partition_point(|&c| c <= u).min(p.len() - 1) as i64
             })
             .collect::<Vec<i64>>()
@@ -236,6 +234,16 @@ pub fn sample_pairs(coupling: &Coupling<'_>, draws: usize, seed: u64) -> Array2<
         }
     }
     out
+}
+
+/// The `draws` uniforms in `[0, 1)` behind row `row`'s pseudo-pairs: a generator of its own,
+/// seeded from `(seed, row)`.
+pub fn pair_uniforms(seed: u64, row: usize, draws: usize) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    (0..draws).map(|_| rng.random::<f64>()).collect()
 }
 
 #[cfg(test)]

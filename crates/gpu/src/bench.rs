@@ -8,7 +8,7 @@ use std::time::Instant;
 use psa_core::sinkhorn::resolve_epsilon;
 use psa_core::{Problem, SolveOptions};
 
-use crate::workspace::GroupSetup;
+use crate::plan::GroupSetup;
 use crate::{GpuContext, GpuError, GpuMatcher, GpuOptions};
 
 /// What one benchmark run measured.
@@ -23,7 +23,8 @@ pub struct BenchFigures {
     pub exps_per_second: f64,
     /// Bytes of every buffer the solve allocates, by our own accounting.
     pub peak_device_bytes: u64,
-    pub materialised: bool,
+    /// The kernel variant timed (rows per invocation, distance form, shift, stubs).
+    pub kernel: String,
 }
 
 /// Times `iterations` Sinkhorn iterations of `problem` with the default GPU options.
@@ -56,9 +57,10 @@ impl GpuMatcher {
                 floor: 0.0,
                 tau: options.unbalanced.unwrap_or(0.0),
                 max_iter: u32::MAX,
+                mean_cost: psa_core::sinkhorn::mean_cost(g, problem.metric),
             })
             .collect();
-        let ws = self.workspace(problem, &setups, None)?;
+        let ws = self.upload(problem, &setups, None)?;
         ws.run_iterations(&self.ctx, 1);
         self.ctx.wait()?;
         let iterations = iterations.max(1);
@@ -74,7 +76,7 @@ impl GpuMatcher {
             pairs_per_second: pairs / seconds,
             exps_per_second: 2.0 * pairs / seconds,
             peak_device_bytes: ws.bytes.get(),
-            materialised: ws.materialised,
+            kernel: ws.spec.describe(),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! [`GpuMatcher`]: log-domain Sinkhorn (METHOD.md step 3, Eq. 8) on the GPU, all label groups
-//! in the same dispatches, producing the same [`Solution`] as [`psa_core::CpuMatcher`].
+//! in the same dispatches, producing the same [`Solution`] as [`psa_core::CpuMatcher`], and
+//! keeping its device state for every output afterwards ([`crate::GpuSolved`]).
 //!
 //! Agreement with the CPU reference by construction: λ comes from
 //! [`psa_core::sinkhorn::resolve_epsilon`], the ε-scaling schedule from
@@ -11,96 +12,107 @@
 //! iterations against `max_iter`, and stops on its own; stopped groups early-exit in every
 //! kernel. The host only reads the small per-group state back every `check_every` iterations
 //! (auto: about every 1e8 pair evaluations, at most 16 iterations apart) to learn when all
-//! groups are done and to report progress, so iteration counts do not depend on the check
-//! interval. No per-pair data crosses the bus inside the loop.
+//! groups are done, so iteration counts do not depend on the check interval. No per-pair data
+//! crosses the bus inside the loop.
+//!
+//! # What the report says
+//! The reported `marginal_error` is the one of the returned coupling: after the loop, one
+//! check pass measures both the row and the column L1 errors of the plan of the final
+//! potentials (summed in f64 on the host) and reports the larger. `converged` (stop reason
+//! [`StopReason::Tolerance`]) only when that is below `tol`; a solve that stalled above it is
+//! [`StopReason::PrecisionFloor`], one that ran out of iterations [`StopReason::MaxIter`]
+//! (unbalanced: the fixed-point residual of the last iteration, as on the CPU).
 //!
 //! # f32 precision
-//! Scores, costs and potentials are f32 on the device (widened to f64 in the [`Solution`]).
-//! Every exponent is a difference of numbers of size `|f|/λ ≈ C/λ` (potentials over λ and
-//! costs over λ), each rounded to a relative 2⁻²⁴, so a plan entry — and each term of the
-//! marginal error — carries a relative error of order `ε₃₂ · C/λ` (ε₃₂ = 1.19e-7). The
-//! stopping error therefore stops falling at a plateau. Measured on lavapipe against the f64
-//! CPU reference (clr scores, T = 5 and 12, groups of 100–300 rows, cost diameter D = 15–28
-//! Euclidean, 222 squared):
+//! Scores and potentials are f32 on the device. A plan entry is `2^a` with an exponent
+//! `a = (g_j + f_i − C_ij) · log2(e)/λ` that is small for the entries that matter but is the
+//! sum of terms of size `s · C` (`s = log2(e)/λ`; thousands at λ = 0.01): summed in f32 it
+//! carries an absolute error of `ε₃₂ · s · C`, the *same* error every iteration (a perturbed
+//! cost), and Sinkhorn's slowest mode amplifies a perturbed cost by up to the inverse of its
+//! spectral gap — the iterations a solve needs. What keeps `P(j|i)` within 1e-4 of the f64
+//! reference for λ from 0.01 to 10 (benches/RESULTS.md, "GPU accuracy", says which part
+//! bought what):
+//! * potentials live in log2 units (`u = p · s`) as a frame and an offset (hi, lo); every
+//!   exponent is `(V_j − s·C_ij) + U_i + v_j` with one rounding on the large part, and the
+//!   row's LSE, update and marginal error are computed relative to its frame, on small
+//!   numbers; the frame moves to the offset once it exceeds 1/16, so the offset resolves
+//!   updates to ~1e-9;
+//! * terms within `2^K` of their row's sum, `K = clamp(log2(s · C̄), 4, 20)`, are recomputed in
+//!   double-f32 from the scores' hi and lo parts, the whole potentials and `s` as hi + lo
+//!   (`exact_arg` in `common.wgsl`) when `s · C̄ ≥ 32`, as are squared distances that lost their
+//!   digits to the expanded form: at most `2^K` terms per row, few in practice;
+//! * the double-f32 arithmetic passes its intermediates through `opaque` (an integer xor with
+//!   a run-time zero), since compilers simplify `(a + b) − a` to `b` (Mesa's NIR does) and
+//!   fuse a rounded product into the sum after it (lavapipe's LLVM did, across a
+//!   multiplication by a run-time 1.0: every "exact" cost came out with f32's 5e-8 relative
+//!   error, `s·C` with ~1e-4 log2 units, and Sinkhorn at λ = 1e-3 stalled at a marginal error
+//!   of 8e-6; `tests/common_wgsl.rs`);
+//! * scores are centred per group before rounding to f32, and each row's sum is kept per tile
+//!   and accumulated with Kahan compensation.
 //!
-//! | λ     | plateau of ‖M1 − a‖₁ | max ΔP(j|i) / row max vs CPU |
-//! |-------|----------------------|------------------------------|
-//! | 0.5   | 1e-7 … 2.4e-7        | 1e-6 … 1e-5                  |
-//! | 0.05  | 9e-7 … 3e-6          | 3e-5 … 1.5e-4                |
-//! | 1e-3  | ≳ 2e-3               | 2e-3 (after 3000+ iterations)|
-//! | 0.5, squared Euclidean, T = 64 (C̄ ≈ 500) | 2.6e-5 | 1.1e-3              |
-//!
-//! i.e. the plateau sits at 0.004–0.07 × `ε₃₂ · D / λ`, about 0.01–0.2 × `ε₃₂ · C̄ / λ` with
-//! `C̄` the mean cost, and rows of P agree with the f64 reference to within `10 · ε₃₂ · C̄ / λ`
-//! (the tests allow 20×): 1e-4 holds for `C̄/λ ≲ 80`, e.g. the paper's λ = 0.05 on clr
-//! scores; at λ = 1e-3 expect ~1e-3. So `--tol` below the plateau cannot be met in f32. Rather than spin to
-//! `max_iter`, the last stage also stops when the error has not improved for 50 iterations
-//! while below [`f32_floor`] (`0.5 · ε₃₂ · C̄/λ`, a bound on the plateau; `C̄` from
-//! [`psa_core::sinkhorn::mean_cost`]): the group is reported converged, with its actual error, and a
-//! warning says the f32 floor stopped it (use `--backend cpu` for tighter solves). A solve
-//! that is merely slow keeps improving and is not stopped by this rule.
+//! The in-loop error is the f32 iteration's own; after the loop a check pass recomputes every
+//! term in double-f32 — the exponent against the row's whole potential, `2^x` by its own
+//! polynomial (`exp2_dd`; the built-in `exp2` errs by several ulp and lavapipe's is biased by
+//! +6e-8), the row sums — so the reported error is that of the returned potentials to ~1e-10,
+//! not f32's ~1e-7. A group that stopped on `tol` but is above it resumes with half the in-loop
+//! tolerance (at most [`MAX_RESUMES`] times). A solve whose error stops improving for 200
+//! iterations at the target λ while below [`f32_floor`] stops there, reported as
+//! [`StopReason::PrecisionFloor`] unless the final check finds it below `tol`; a solve that is
+//! merely slow keeps improving and is not stopped by this rule.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use psa_core::matcher::{MatcherError, Progress};
 use psa_core::sinkhorn::{STAGE_TOL, cost_diameter, epsilon_schedule, mean_cost, resolve_epsilon};
 use psa_core::{
-    Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport, StopReason,
+    Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport, Solved,
+    StopReason,
 };
 
 use crate::kernels::coupling::CouplingKernels;
-use crate::kernels::pairwise_cost::{PairwiseCost, TILE};
-use crate::kernels::sinkhorn_lse::{GroupState, SinkhornLse};
-use crate::util::MAX_GRID_X;
-use crate::workspace::{self, GroupSetup, Workspace};
+use crate::kernels::sinkhorn_lse::{SinkhornLse, workgroup_bytes};
+use crate::kernels::{GroupState, KernelVariant, MAX_DIM, Specialisation};
+use crate::plan::GroupSetup;
+use crate::solved::GpuSolved;
+use crate::workspace::Workspace;
 use crate::{GpuContext, GpuError};
 
-/// Multiple of `ε₃₂ · mean cost / λ` under which a stalled error counts as the f32 plateau
-/// (measured plateaus: 0.01–0.2×; see the module docs).
-pub const F32_FLOOR_FACTOR: f64 = 0.5;
-/// Default budget for the materialised cost matrices of all groups (bytes).
-pub const DEFAULT_MATERIALISE_BUDGET: u64 = 1 << 30;
-/// The materialised mode is chosen automatically only from this many score coordinates on:
-/// below, recomputing `T` differences per pair is cheaper than reading 4 bytes from memory
-/// (an H100 streams ≈8e11 f32/s from HBM but evaluates ≈1e12 pairs/s at T ≈ 12).
-pub const MATERIALISE_MIN_DIM: usize = 32;
+/// Multiple of `ε₃₂ · mean cost / λ` under which a stalled error counts as the f32 plateau.
+pub const F32_FLOOR_FACTOR: f64 = 0.02;
+/// The f32 plateau bound is never below this (measured plateaus: ~1e-7 to 3e-7).
+pub const MIN_F32_FLOOR: f64 = 1e-6;
 /// Auto check interval: read the per-group state back about every this many pair evaluations.
 pub const CHECK_PAIRS: u64 = 1 << 27;
 /// Longest auto check interval, in iterations.
 pub const MAX_CHECK_EVERY: usize = 16;
+/// How often a group that stopped on tol but failed the exact final check resumes.
+pub const MAX_RESUMES: usize = 4;
 
-/// How the LSE gets its costs.
+/// How the LSE gets its costs. Only streaming remains: the expanded-distance kernel recomputes
+/// a cost in `T + 1` FMAs, and keeping `n1 × n2` costs on the device was removed (it cost a
+/// second code path for every arithmetic change and memory quadratic in the group size).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CostMode {
-    /// Materialised when every group's matrix fits the budget and `T ≥ MATERIALISE_MIN_DIM`
-    /// (any `T` on a software adapter).
+    /// The matcher's choice (streaming).
     #[default]
     Auto,
     /// Recompute each cost from the scores (memory `O((n1 + n2) · T)`).
     Streaming,
-    /// Compute each group's `n1 × n2` cost matrix once and read it every half-iteration.
+    /// Refused by [`GpuMatcher::new`]: the materialised mode was removed.
     Materialised,
 }
 
 /// Options of the GPU backend (the solve itself is configured by [`SolveOptions`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GpuOptions {
     pub cost_mode: CostMode,
     /// Iterations between read-backs of the per-group state; `None` = auto (see module docs).
     pub check_every: Option<usize>,
-    /// Most bytes the materialised mode may allocate for cost matrices.
-    pub materialise_budget: u64,
-}
-
-impl Default for GpuOptions {
-    fn default() -> Self {
-        GpuOptions {
-            cost_mode: CostMode::Auto,
-            check_every: None,
-            materialise_budget: DEFAULT_MATERIALISE_BUDGET,
-        }
-    }
+    /// The kernel variant (ablations); `None` = `PSA_GPU_KERNEL` if set, else the production
+    /// kernel (see [`KernelVariant`]).
+    pub variant: Option<KernelVariant>,
 }
 
 /// The GPU matcher: kernels compiled once, buffers allocated once per problem.
@@ -108,83 +120,78 @@ impl Default for GpuOptions {
 pub struct GpuMatcher {
     pub ctx: Arc<GpuContext>,
     pub options: GpuOptions,
+    pub(crate) variant: KernelVariant,
     pub(crate) sinkhorn: SinkhornLse,
-    pub(crate) pairwise: PairwiseCost,
     pub(crate) coupling: CouplingKernels,
+    uploads: AtomicUsize,
 }
 
 impl GpuMatcher {
     /// Compiles the shaders and creates the bind group layouts.
     pub fn new(ctx: Arc<GpuContext>, options: GpuOptions) -> Result<GpuMatcher, GpuError> {
+        if options.cost_mode == CostMode::Materialised {
+            return Err(GpuError::Input {
+                what: "--gpu-cost",
+                message: "materialised costs were removed (the streaming kernel is faster and \
+                          needs O((n1 + n2)·T) memory); use auto or streaming"
+                    .into(),
+            });
+        }
         check_limits(&ctx)?;
+        let variant = match &options.variant {
+            Some(v) => v.clone(),
+            None => KernelVariant::from_env()?,
+        };
+        if variant != KernelVariant::default() {
+            tracing::warn!(
+                ?variant,
+                "GPU kernel variant from PSA_GPU_KERNEL (benchmarks only)"
+            );
+        }
         Ok(GpuMatcher {
             sinkhorn: SinkhornLse::new(&ctx),
-            pairwise: PairwiseCost::new(&ctx),
             coupling: CouplingKernels::new(&ctx),
             ctx,
             options,
+            variant,
+            uploads: AtomicUsize::new(0),
         })
     }
 
-    /// Whether this problem's costs will be materialised.
-    pub fn materialises(&self, problem: &Problem) -> bool {
-        let elements: u64 = problem.groups.iter().map(Group::pairs).sum();
-        let fits = elements * 4 <= self.materialise_budget()
-            && elements <= u64::from(u32::MAX)
-            && problem.groups.iter().all(|g| {
-                let max = u64::from(MAX_GRID_X) * u64::from(TILE);
-                g.n1() as u64 <= max && g.n2() as u64 <= max
-            });
-        match self.options.cost_mode {
-            CostMode::Streaming => false,
-            CostMode::Materialised => fits,
-            // A software adapter computes at CPU speed but reads cached memory fast:
-            // materialising won at every T on lavapipe (2.6× at T = 10, 13× at T = 64).
-            CostMode::Auto => {
-                fits && (self.ctx.is_software() || problem.dim() >= MATERIALISE_MIN_DIM)
-            }
-        }
+    /// How many times a problem was uploaded to the device by this matcher (one per solve,
+    /// and one per [`Matcher::outputs`] of a solution from elsewhere).
+    pub fn problem_uploads(&self) -> usize {
+        self.uploads.load(Ordering::Relaxed)
     }
 
-    fn materialise_budget(&self) -> u64 {
-        let limits = self.ctx.device.limits();
-        self.options
-            .materialise_budget
-            .min(limits.max_storage_buffer_binding_size)
-            .min(limits.max_buffer_size)
+    /// The kernel specialisation for a problem.
+    pub fn specialisation(&self, problem: &Problem) -> Specialisation {
+        Specialisation::new(problem.dim(), problem.metric).with(&self.variant)
     }
 
-    /// Uploads a problem for solving (or, with `start`, for outputs of a solution).
-    pub(crate) fn workspace(
+    /// Uploads a problem (scores, group layout, `start` potentials) once.
+    pub(crate) fn upload(
         &self,
         problem: &Problem,
         setups: &[GroupSetup],
         start: Option<&Solution>,
     ) -> Result<Workspace, GpuError> {
-        let materialised = start.is_none() && self.materialises(problem);
-        if self.options.cost_mode == CostMode::Materialised && !materialised && start.is_none() {
-            tracing::warn!("cost matrices exceed the materialise budget; streaming costs instead");
-        }
-        Workspace::new(
-            &self.ctx,
-            &self.sinkhorn,
-            &self.pairwise,
-            problem,
-            setups,
-            materialised,
-            start,
-        )
+        let spec = self.specialisation(problem);
+        check_problem(&self.ctx, problem, spec)?;
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        Workspace::new(&self.ctx, &self.sinkhorn, spec, problem, setups, start)
     }
 
-    fn solve_gpu(
+    /// Solves and keeps the workspace (final potentials on the device) for outputs.
+    pub(crate) fn solve_on_device(
         &self,
         problem: &Problem,
         options: &SolveOptions,
         progress: &dyn Progress,
-    ) -> Result<Solution, GpuError> {
+    ) -> Result<(Option<Workspace>, Solution), GpuError> {
         options.validate()?;
         if problem.groups.is_empty() {
-            return Ok(Solution { groups: Vec::new() });
+            return Ok((None, Solution { groups: Vec::new() }));
         }
         let start = Instant::now();
         let setups: Vec<GroupSetup> = problem
@@ -192,32 +199,71 @@ impl GpuMatcher {
             .iter()
             .map(|g| group_setup(g, problem.metric, options))
             .collect();
-        let ws = self.workspace(problem, &setups, None)?;
+        let ws = self.upload(problem, &setups, None)?;
         tracing::debug!(
-            materialised = ws.materialised,
             device_bytes = ws.bytes.get(),
+            kernel = ?ws.spec,
             "GPU Sinkhorn workspace ready"
         );
         let check_every = self.check_every(ws.pairs());
-        let mut reports: Vec<Option<SolveReport>> = vec![None; setups.len()];
-        let mut dispatched = 0;
-        let mut states = ws.initial.clone();
-        while reports.iter().any(Option::is_none) {
-            ws.run_iterations(&self.ctx, check_every);
-            dispatched += check_every;
-            states = ws.read_states(&self.ctx)?;
-            let out_of_time = dispatched >= options.max_iter + check_every;
-            for (index, state) in states.iter().enumerate() {
-                if reports[index].is_none() && (state.is_active == 0 || out_of_time) {
-                    let report = report_of(state, start);
-                    progress.group_done(index, &report);
-                    reports[index] = Some(report);
-                }
+        let mut states = self.iterate(&ws, options, check_every)?;
+        let mut errors = ws.marginal_errors(&self.ctx)?;
+        // The in-loop test reads the f32 iteration's own error, which can sit a few per cent
+        // below the real one (the final check recomputes every term exactly): a group that
+        // stopped on tol but is above it resumes with a tighter in-loop tolerance.
+        for _ in 0..MAX_RESUMES {
+            let resumed = resume_above_tol(&mut states, &errors, options);
+            if resumed.is_empty() {
+                break;
             }
+            for &g in &resumed {
+                ws.write_state(&self.ctx, g, &states[g]);
+            }
+            states = self.iterate(&ws, options, check_every)?;
+            errors = ws.marginal_errors(&self.ctx)?;
         }
         let pots = ws.read_potentials(&self.ctx)?;
-        let groups = assemble(problem, &setups, &states, &pots, reports, options);
-        Ok(Solution { groups })
+        let seconds = start.elapsed().as_secs_f64();
+        let groups = problem
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(index, group)| {
+                let report = report_of(&states[index], errors[index], options, seconds);
+                warn_if_not_converged(group, &report, options);
+                progress.group_done(index, &report);
+                let epsilon = *setups[index].stages.last().expect("a schedule ends with λ");
+                let (f, g) = ws.plan.unpack_potentials(&pots, index, epsilon);
+                GroupSolution {
+                    f,
+                    g,
+                    epsilon,
+                    report,
+                }
+            })
+            .collect();
+        Ok((Some(ws), Solution { groups }))
+    }
+
+    /// Runs iterations until every group has stopped (or the iteration budget is spent),
+    /// reading the groups' state back every `check_every` iterations.
+    fn iterate(
+        &self,
+        ws: &Workspace,
+        options: &SolveOptions,
+        check_every: usize,
+    ) -> Result<Vec<GroupState>, GpuError> {
+        let mut dispatched = 0;
+        loop {
+            ws.run_iterations(&self.ctx, check_every);
+            dispatched += check_every;
+            let states = ws.read_states(&self.ctx)?;
+            // The device stops each group at max_iter; this only guards the host loop.
+            let out_of_time = dispatched >= options.max_iter + check_every;
+            if out_of_time || states.iter().all(|s| s.is_active == 0) {
+                return Ok(states);
+            }
+        }
     }
 
     fn check_every(&self, pairs: u64) -> usize {
@@ -238,120 +284,170 @@ impl Matcher for GpuMatcher {
         options: &SolveOptions,
         progress: &dyn Progress,
     ) -> Result<Solution, MatcherError> {
-        Ok(self.solve_gpu(problem, options, progress)?)
+        Ok(self.solve_on_device(problem, options, progress)?.1)
+    }
+
+    /// Outputs on the GPU of a solution from anywhere: the problem and potentials are uploaded
+    /// once, for every output of the result.
+    fn outputs<'m>(
+        &'m self,
+        problem: Problem,
+        solution: Solution,
+    ) -> Result<Box<dyn Solved + 'm>, MatcherError> {
+        Ok(Box::new(GpuSolved::upload(self, problem, solution)?))
+    }
+
+    /// Solves and answers every output from the device state of the solve (no re-upload).
+    fn solve_into<'m>(
+        &'m self,
+        problem: Problem,
+        options: &SolveOptions,
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Solved + 'm>, MatcherError> {
+        let (ws, solution) = self.solve_on_device(&problem, options, progress)?;
+        Ok(Box::new(GpuSolved::new(self, problem, solution, ws)?))
     }
 }
 
-/// The error under which a GPU solve that stopped improving counts as converged: a bound on
-/// the f32 plateau for a group of mean cost `mean_cost` at λ.
+/// The error under which a GPU solve that stopped improving counts as the f32 plateau: a
+/// bound for a group of mean cost `mean_cost` at λ.
 pub fn f32_floor(mean_cost: f64, lambda: f64) -> f64 {
-    F32_FLOOR_FACTOR * f64::from(f32::EPSILON) * mean_cost / lambda
+    (F32_FLOOR_FACTOR * f64::from(f32::EPSILON) * mean_cost / lambda).max(MIN_F32_FLOOR)
 }
 
 /// λ, schedule and tolerances of one group, as the CPU reference derives them.
 fn group_setup(group: &Group, metric: Metric, options: &SolveOptions) -> GroupSetup {
     let lambda = resolve_epsilon(group, metric, options);
     let diameter = cost_diameter(group, metric);
+    let mean = mean_cost(group, metric);
     GroupSetup {
         stages: epsilon_schedule(diameter, lambda, options.eps_scaling),
         tol: options.tol,
         stage_tol: options.tol.max(STAGE_TOL),
-        floor: f32_floor(mean_cost(group, metric), lambda),
+        floor: f32_floor(mean, lambda),
         tau: options.unbalanced.unwrap_or(0.0),
         max_iter: options.max_iter.min(u32::MAX as usize) as u32,
+        mean_cost: mean,
     }
 }
 
-fn report_of(state: &GroupState, start: Instant) -> SolveReport {
-    let stopped = if state.floored != 0 {
-        StopReason::PrecisionFloor
-    } else if state.converged != 0 {
+/// Balanced groups that stopped on the in-loop tolerance while their exact final error is not
+/// below tol: reactivated with half the in-loop tolerance (and a fresh stall count).
+fn resume_above_tol(
+    states: &mut [GroupState],
+    errors: &[(f64, f64)],
+    options: &SolveOptions,
+) -> Vec<usize> {
+    if options.unbalanced.is_some() {
+        return Vec::new();
+    }
+    let mut resumed = Vec::new();
+    for (g, (state, &(row, column))) in states.iter_mut().zip(errors).enumerate() {
+        let above = row.max(column) >= options.tol;
+        if state.converged != 0 && above && state.iterations < state.max_iter {
+            state.is_active = 1;
+            state.converged = 0;
+            state.tol *= 0.5;
+            state.stall = 0;
+            state.best = f32::MAX;
+            resumed.push(g);
+        }
+    }
+    resumed
+}
+
+/// A group's report from its device state and the final check's `(row, column)` errors.
+fn report_of(
+    state: &GroupState,
+    (row, column): (f64, f64),
+    options: &SolveOptions,
+    seconds: f64,
+) -> SolveReport {
+    let marginal_error = if options.unbalanced.is_some() {
+        f64::from(state.error)
+    } else {
+        row.max(column)
+    };
+    let below =
+        marginal_error < options.tol && (options.unbalanced.is_none() || state.converged != 0);
+    let stopped = if below {
         StopReason::Tolerance
+    } else if state.floored != 0 || state.converged != 0 {
+        // Stalled above tol, or the in-loop test passed but the returned coupling is above it:
+        // either way f32 resolution is what stopped it.
+        StopReason::PrecisionFloor
     } else {
         StopReason::MaxIter
     };
     SolveReport {
         iterations: state.iterations as usize,
-        marginal_error: f64::from(state.error),
+        marginal_error,
         converged: stopped == StopReason::Tolerance,
         stopped,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
         omega: None,
     }
 }
 
-/// Splits the potentials by group, widened to f64, and warns about groups that did not converge.
-fn assemble(
-    problem: &Problem,
-    setups: &[GroupSetup],
-    states: &[GroupState],
-    pots: &[f32],
-    reports: Vec<Option<SolveReport>>,
-    options: &SolveOptions,
-) -> Vec<GroupSolution> {
-    let n1_total: usize = states.iter().map(|s| s.n1 as usize).sum();
-    let widen = |from: usize, n: u32| {
-        pots[from..from + n as usize]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect()
-    };
-    problem
-        .groups
-        .iter()
-        .zip(setups)
-        .zip(states)
-        .zip(reports)
-        .map(|(((group, setup), state), report)| {
-            let report = report.unwrap_or_default();
-            if state.floored != 0 {
-                tracing::warn!(
-                    label = %group.label,
-                    marginal_error = report.marginal_error,
-                    "the f32 GPU solve stopped improving above --tol {}; use --backend cpu for \
-                     tighter solves",
-                    options.tol
-                );
-            }
-            if !report.converged {
-                tracing::warn!(
-                    label = %group.label,
-                    iterations = report.iterations,
-                    marginal_error = report.marginal_error,
-                    "Sinkhorn did not reach --tol {} within --max-iter {}; raise --max-iter or --epsilon",
-                    options.tol,
-                    options.max_iter
-                );
-            }
-            GroupSolution {
-                f: widen(state.off1 as usize, state.n1),
-                g: widen(n1_total + state.off2 as usize, state.n2),
-                epsilon: *setup.stages.last().expect("a schedule ends with the target λ"),
-                report,
-            }
-        })
-        .collect()
+fn warn_if_not_converged(group: &Group, report: &SolveReport, options: &SolveOptions) {
+    match report.stopped {
+        StopReason::Tolerance => {}
+        StopReason::PrecisionFloor => tracing::warn!(
+            label = %group.label,
+            marginal_error = report.marginal_error,
+            "the f32 GPU solve stopped improving above --tol {}; use --backend cpu for \
+             tighter solves",
+            options.tol
+        ),
+        StopReason::MaxIter => tracing::warn!(
+            label = %group.label,
+            iterations = report.iterations,
+            marginal_error = report.marginal_error,
+            "Sinkhorn did not reach --tol {} within --max-iter {}; raise --max-iter or --epsilon",
+            options.tol,
+            options.max_iter
+        ),
+    }
 }
 
 /// The kernels need more than WebGPU's minimum limits; say which one an adapter lacks.
 fn check_limits(ctx: &GpuContext) -> Result<(), GpuError> {
     let limits = ctx.device.limits();
-    let need = workspace::required_workgroup_bytes();
-    if limits.max_compute_workgroup_storage_size < need {
-        return Err(GpuError::Unsupported {
-            adapter: ctx.info.name.clone(),
-            message: format!(
-                "{} bytes of workgroup memory, the kernels need {need}",
-                limits.max_compute_workgroup_storage_size
-            ),
-        });
-    }
     if limits.max_storage_buffers_per_shader_stage < 9 {
         return Err(GpuError::Unsupported {
             adapter: ctx.info.name.clone(),
             message: format!(
                 "{} storage buffers per shader stage, the kernels need 9",
                 limits.max_storage_buffers_per_shader_stage
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What a problem needs of the adapter: `T ≤ 64` and the column tile in workgroup memory.
+fn check_problem(
+    ctx: &GpuContext,
+    problem: &Problem,
+    spec: Specialisation,
+) -> Result<(), GpuError> {
+    let dim = problem.dim();
+    if dim > MAX_DIM {
+        return Err(GpuError::Input {
+            what: "scores",
+            message: format!(
+                "{dim} columns; the GPU kernels handle T ≤ {MAX_DIM} (use --backend cpu)"
+            ),
+        });
+    }
+    let need = workgroup_bytes(spec.dim);
+    let have = ctx.device.limits().max_compute_workgroup_storage_size;
+    if have < need {
+        return Err(GpuError::Unsupported {
+            adapter: ctx.info.name.clone(),
+            message: format!(
+                "{have} bytes of workgroup memory, the kernels need {need} at T = {dim} \
+                 (use --backend cpu)"
             ),
         });
     }

@@ -197,22 +197,34 @@ pub fn read_back_once<T: bytemuck::Pod>(
     read_back(ctx, source, &staging, count)
 }
 
-/// Compiles one of our WGSL files with bounds checks on and wgpu's loop-bounding counters off
-/// (every loop of ours has a bound; the counters cost instructions in the hot loops).
-pub fn shader_module(ctx: &GpuContext, label: &str, source: &str) -> wgpu::ShaderModule {
-    // Turning bounds checks off too was measured on an H100 (n = 1e5): only 7–12 % faster, so
-    // they stay on.
-    let checks = wgpu::ShaderRuntimeChecks {
-        force_loop_bounding: false,
-        ..wgpu::ShaderRuntimeChecks::checked()
-    };
+/// Compiles one of our WGSL sources with wgpu's loop-bounding counters off (every loop of ours
+/// has a bound; the counters cost instructions in the hot loops) and bounds checks on unless
+/// `checked` is false.
+pub fn shader_module(
+    ctx: &GpuContext,
+    label: &str,
+    source: &str,
+    checked: bool,
+) -> wgpu::ShaderModule {
+    let checks = runtime_checks(checked);
     let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     };
-    // SAFETY: bounds checks stay on, so only loop termination is trusted; every loop in
-    // shaders/*.wgsl runs to a bound read from the parameters.
+    // SAFETY: loops are trusted to terminate (each runs to a bound read from the parameters or
+    // a constant); where `checked` is false, every index is bounded by construction (the
+    // kernel's host module says how), which is what unchecked access requires.
     unsafe { ctx.device.create_shader_module_trusted(descriptor, checks) }
+}
+
+/// The runtime checks our shader modules are compiled with (also what the counted proxy of
+/// [`crate::stats`] compiles with).
+pub fn runtime_checks(checked: bool) -> wgpu::ShaderRuntimeChecks {
+    wgpu::ShaderRuntimeChecks {
+        bounds_checks: checked,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
 }
 
 /// A compute pipeline for `entry` with the given override constants.

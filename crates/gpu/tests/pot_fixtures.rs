@@ -40,11 +40,7 @@ fn assert_matches_pot(name: &str) {
     let top = matcher.top_k(&case, &solution, k).expect("GPU top-k");
     for (index, group) in case.groups.iter().enumerate() {
         let report = &solution.groups[index].report;
-        common::assert_honest_stop(
-            &format!("{name} group {}", group.label),
-            report,
-            options.tol,
-        );
+        common::assert_honest_stop(&format!("{name} group {}", group.label), report, &options);
         let pot = fixture.conditional(&group.label);
         let ours = solution.coupling(&case, index).dense();
         let diff = ours

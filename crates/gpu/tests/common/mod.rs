@@ -142,14 +142,18 @@ pub fn precision_bound(problem: &Problem, epsilon: f64, floor: f64) -> f64 {
     floor.max(20.0 * f64::from(f32::EPSILON) * worst / epsilon)
 }
 
-/// A GPU solve stops honestly: below the tolerance (then, and only then, `converged`), or on
-/// the f32 precision floor, reported as such and never as converged (issue 11). Where the floor
-/// is above the tolerance, how close the coupling is comes from the comparisons that follow.
-pub fn assert_honest_stop(what: &str, report: &psa_core::SolveReport, tol: f64) {
+/// A GPU solve stops honestly: below the tolerance (then, and only then, `converged`), on
+/// the f32 precision floor, or with its iteration budget spent (plain Sinkhorn, which the GPU
+/// runs, can need 10⁴ iterations where the CPU's Anderson-accelerated one needs 30); never as
+/// converged above tol (issue 11). Where it stopped above the tolerance, how close the coupling
+/// is comes from the comparisons that follow.
+pub fn assert_honest_stop(what: &str, report: &psa_core::SolveReport, opts: &SolveOptions) {
     use psa_core::StopReason;
+    let tol = opts.tol;
+    let spent = report.stopped == StopReason::MaxIter && report.iterations == opts.max_iter;
     assert!(
-        report.converged || report.stopped == StopReason::PrecisionFloor,
-        "{what}: neither converged nor on the f32 floor: {report:?}"
+        report.converged || report.stopped == StopReason::PrecisionFloor || spent,
+        "{what}: neither converged, nor on the f32 floor, nor out of iterations: {report:?}"
     );
     assert_eq!(
         report.converged,
