@@ -197,7 +197,7 @@ pub struct HardwareArgs {
     /// (burn-wgpu and the WGSL kernels, on one device), or a hardware GPU when present.
     #[arg(long, value_enum, default_value_t = crate::hardware::Backend::Auto)]
     pub backend: crate::hardware::Backend,
-    /// GPU only: stream costs from the scores, keep cost matrices on the device, or choose.
+    /// GPU only: how the kernels get their costs (recomputed from the scores).
     #[arg(long, value_enum, default_value_t = crate::hardware::GpuCost::Auto, hide_short_help = true)]
     pub gpu_cost: crate::hardware::GpuCost,
 }

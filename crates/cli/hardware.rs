@@ -30,13 +30,12 @@ pub enum Backend {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GpuCost {
-    /// Materialise the cost matrices when they fit and it pays off, else stream.
+    /// The matcher's choice (today: streaming).
     #[default]
     Auto,
-    /// Recompute every cost from the scores (device memory O((n1 + n2) · T)).
+    /// Recompute every cost from the scores (device memory O((n1 + n2) · T)); the kernel
+    /// streams faster than a stored n1 × n2 cost matrix could be read.
     Streaming,
-    /// Keep each group's n1 × n2 cost matrix on the device.
-    Materialised,
 }
 
 /// The hardware chosen once per process by `--backend`: the GPU context, when there is one,
@@ -116,7 +115,6 @@ impl Hardware {
             cost_mode: match cost {
                 GpuCost::Auto => CostMode::Auto,
                 GpuCost::Streaming => CostMode::Streaming,
-                GpuCost::Materialised => CostMode::Materialised,
             },
             ..GpuOptions::default()
         };
