@@ -191,31 +191,23 @@ impl CpuSolved {
     }
 }
 
-/// A solution must have one group solution per group, with potentials of the group's sizes.
-fn check_solution(problem: &Problem, solution: &Solution) -> Result<(), MatcherError> {
-    let bad = |message: String| {
-        MatcherError::Core(CoreError::Shape {
-            what: "solution",
-            message,
-        })
-    };
-    if solution.groups.len() != problem.groups.len() {
-        return Err(bad(format!(
-            "{} group solutions for {} groups",
-            solution.groups.len(),
-            problem.groups.len()
-        )));
-    }
+/// A solution must have one group solution per group, with potentials of the group's sizes
+/// (checked by every backend before it computes outputs from a solution).
+pub fn check_solution(problem: &Problem, solution: &Solution) -> Result<(), CoreError> {
+    check_per_group(problem, solution.groups.len(), "group solutions")?;
     for (group, s) in problem.groups.iter().zip(&solution.groups) {
         if s.f.len() != group.n1() || s.g.len() != group.n2() {
-            return Err(bad(format!(
-                "group {:?}: potentials of {} × {} for a group of {} × {}",
-                group.label,
-                s.f.len(),
-                s.g.len(),
-                group.n1(),
-                group.n2()
-            )));
+            return Err(CoreError::Shape {
+                what: "solution",
+                message: format!(
+                    "group {:?}: potentials of {} × {} for a group of {} × {}",
+                    group.label,
+                    s.f.len(),
+                    s.g.len(),
+                    group.n1(),
+                    group.n2()
+                ),
+            });
         }
     }
     Ok(())
@@ -297,14 +289,15 @@ impl Solved for CpuSolved {
     }
 }
 
-fn check_per_group(problem: &Problem, given: usize, what: &str) -> Result<(), MatcherError> {
+/// One value per group was given (`given` of them, `what` they are), or an error that says so.
+pub fn check_per_group(problem: &Problem, given: usize, what: &str) -> Result<(), CoreError> {
     if given == problem.groups.len() {
         Ok(())
     } else {
-        Err(MatcherError::Core(CoreError::Shape {
+        Err(CoreError::Shape {
             what: "outputs",
             message: format!("{given} {what} for {} groups", problem.groups.len()),
-        }))
+        })
     }
 }
 

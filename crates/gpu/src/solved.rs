@@ -17,6 +17,7 @@ use std::ops::Range;
 use ndarray::{Array2, ArrayView2};
 use psa_core::matcher::MatcherError;
 use psa_core::sinkhorn::mean_cost;
+use psa_core::solved::{check_per_group, check_solution};
 use psa_core::{Method, Problem, Solution, Solved, TopK};
 
 use crate::kernels::coupling::{
@@ -476,37 +477,6 @@ impl Solved for GpuSolved<'_> {
 
 fn out_usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
-}
-
-/// A solution must have one group solution per group, with potentials of the group's sizes.
-fn check_solution(problem: &Problem, solution: &Solution) -> Result<(), GpuError> {
-    check_per_group(problem, solution.groups.len(), "group solutions")?;
-    for (group, s) in problem.groups.iter().zip(&solution.groups) {
-        if s.f.len() != group.n1() || s.g.len() != group.n2() {
-            return Err(GpuError::Input {
-                what: "solution",
-                message: format!(
-                    "group {}: potentials of {} × {} for a group of {} × {}",
-                    group.label,
-                    s.f.len(),
-                    s.g.len(),
-                    group.n1(),
-                    group.n2()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_per_group(problem: &Problem, given: usize, what: &'static str) -> Result<(), GpuError> {
-    if given == problem.groups.len() {
-        return Ok(());
-    }
-    Err(GpuError::Input {
-        what,
-        message: format!("{given} for {} groups", problem.groups.len()),
-    })
 }
 
 /// One group's top-k arrays, with the optional mass cut of `select_top`.
