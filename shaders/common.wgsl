@@ -40,17 +40,21 @@ fn dima() -> u32 {
 // A group's layout in the concatenated buffers and its solver state (updated on the device by
 // `control` in sinkhorn_lse.wgsl). Rust twin: psa_gpu::kernels::GroupState.
 struct GroupState {
+    // kappa = λ/(τ + λ) = 1 − ρ of the current stage (0 when balanced, τ = 0).
     off1: u32, n1: u32, off2: u32, n2: u32,
     chunks1: u32, chunks2: u32, chunk_cols1: u32, chunk_cols2: u32,
     part1: u32, part2: u32, sched_off: u32, n_stages: u32,
     stage: u32, iterations: u32, max_iter: u32, is_active: u32,
-    converged: u32, stall: u32, floored: u32, _pad0: u32,
-    lambda: f32, tau: f32, tol: f32, stage_tol: f32,
+    converged: u32, stall: u32, floored: u32, accel: u32,
+    kappa: f32, tau: f32, tol: f32, stage_tol: f32,
     error: f32, best: f32, floor: f32, mean_cost: f32,
     // log2(e)/λ as a double-f32 (hi + lo): the exact path needs it to ~1e-14.
     s_hi: f32, s_lo: f32,
     // 1.0, read at run time: see `opaque`.
-    one: f32, _pad1: f32,
+    one: f32,
+    // Over-relaxation (sinkhorn_lse.wgsl `relax`): ω − 1, iterations in this ε stage, the
+    // safeguard's fallbacks in this stage, and the error and stage iteration of the last mark.
+    overrelax: f32, stage_iters: u32, fallbacks: u32, mark_err: f32, mark_iter: u32,
 }
 
 @group(0) @binding(1) var<storage, read> scores: array<vec4<f32>>;

@@ -134,8 +134,8 @@ pub struct SinkhornArgs {
     /// Cost between transformed scores.
     #[arg(long, value_enum, default_value_t = MetricArg::Euclidean, hide_short_help = true)]
     pub metric: MetricArg,
-    /// Plain Sinkhorn iterations, without the safeguarded Anderson acceleration (same fixed
-    /// point; acceleration takes several times fewer iterations).
+    /// Plain Sinkhorn iterations, without the safeguarded acceleration (CPU: Anderson mixing;
+    /// GPU: over-relaxation; same fixed point, several times fewer iterations).
     #[arg(long, hide_short_help = true)]
     pub no_acceleration: bool,
     /// CPU: arithmetic of the LSE passes. f32 hands over to f64 before the tolerance, so the

@@ -64,9 +64,10 @@ pub struct SolveOptions {
     pub eps_scaling: bool,
     /// KL-relaxed marginals with strength τ (METHOD.md, Unbalanced OT); `None` = balanced.
     pub unbalanced: Option<f64>,
-    /// Over-relax the potential updates with an automatic, safeguarded ω (same fixed point,
-    /// several times fewer iterations; `crate::sinkhorn::relax`). `--no-acceleration` turns
-    /// it off.
+    /// Accelerate the potential updates, automatically and safeguarded (same fixed point,
+    /// several times fewer iterations): Anderson mixing on the CPU
+    /// (`crate::sinkhorn::anderson`), over-relaxation with ω from the measured rate on the GPU
+    /// (`relax` in `sinkhorn_lse.wgsl`). `--no-acceleration` turns it off.
     #[serde(default = "default_true")]
     pub acceleration: bool,
     /// CPU: the arithmetic of the LSE passes (`--precision`).
@@ -174,9 +175,10 @@ pub struct SolveReport {
     pub converged: bool,
     pub stopped: StopReason,
     pub seconds: f64,
-    /// Acceleration at the final λ (`None`: plain Sinkhorn): the effective over-relaxation of
-    /// the last Anderson step, `⟨Δu, r⟩ / ‖r‖²` — how far it went along the plain Sinkhorn
-    /// step `r` (1: a plain step; `crate::sinkhorn::anderson`).
+    /// Acceleration at the final λ (`None`: plain Sinkhorn): how far the last step went along
+    /// the plain Sinkhorn step `r` (1: a plain step). CPU: the effective over-relaxation of
+    /// the last Anderson step, `⟨Δu, r⟩ / ‖r‖²` (`crate::sinkhorn::anderson`); GPU: the ω of
+    /// its over-relaxed updates.
     pub omega: Option<f64>,
 }
 

@@ -3,58 +3,15 @@
 //! criterion benches) and every POT fixture, with and without ε-scaling; and on the issue's
 //! problem (n = 1000, T = 12, λ = 0.05, seed 0 as `psa bench` draws it) it takes at least 4×
 //! fewer iterations to 1e-6.
-//!
-//! Iteration counts are deterministic. Plain Sinkhorn is run only as far as the claim needs: to
-//! show that it needs at least `factor × k` iterations it is capped at `factor × k − 1` and must
-//! not converge (or converge no sooner), so the test stays short even where plain Sinkhorn
-//! needs tens of thousands of iterations. `benches/RESULTS.md` records the full counts.
+//! (`psa_testdata::acceleration`, shared with the GPU's test, says how plain Sinkhorn is capped
+//! to keep this short.) `benches/RESULTS.md` records the full counts.
 
 use psa_core::synthetic::clustered_problem;
-use psa_core::{CpuMatcher, Matcher, Metric, NoProgress, Problem, SolveOptions};
-use psa_testdata::{PotCase, pot_case_names};
+use psa_core::{CpuMatcher, Metric, Problem, SolveOptions};
+use psa_testdata::{PotCase, acceleration, pot_case_names};
 
-/// Asserts that plain Sinkhorn needs at least `factor` times the accelerated iterations in
-/// every group.
 fn assert_accelerated(name: &str, problem: &Problem, options: &SolveOptions, factor: usize) {
-    let accelerated = CpuMatcher
-        .solve(
-            problem,
-            &SolveOptions {
-                acceleration: true,
-                ..options.clone()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    let counts: Vec<usize> = accelerated
-        .groups
-        .iter()
-        .map(|g| {
-            assert!(g.report.converged, "{name}: accelerated {:?}", g.report);
-            g.report.iterations
-        })
-        .collect();
-    let cap = factor * counts.iter().max().copied().unwrap_or(1) - 1;
-    let plain = CpuMatcher
-        .solve(
-            problem,
-            &SolveOptions {
-                acceleration: false,
-                max_iter: cap.max(1),
-                ..options.clone()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    for (index, (g, k)) in plain.groups.iter().zip(&counts).enumerate() {
-        let r = &g.report;
-        assert!(
-            !r.converged || r.iterations >= factor * k,
-            "{name} group {index} (ε-scaling {}): plain {} iterations, accelerated {k} (need ≥ {factor}×)",
-            options.eps_scaling,
-            r.iterations
-        );
-    }
+    acceleration::assert_accelerated(&CpuMatcher, name, problem, options, factor, 0);
 }
 
 #[test]

@@ -56,6 +56,8 @@ impl GpuMatcher {
                 stage_tol: 0.0,
                 floor: 0.0,
                 tau: options.unbalanced.unwrap_or(0.0),
+                // Per-iteration timing: plain steps (ω changes nothing of the arithmetic).
+                accelerate: false,
                 max_iter: u32::MAX,
                 mean_cost: psa_core::sinkhorn::mean_cost(g, problem.metric),
             })

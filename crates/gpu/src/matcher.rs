@@ -6,8 +6,11 @@
 //! [`psa_core::sinkhorn::resolve_epsilon`], the ε-scaling schedule from
 //! [`psa_core::sinkhorn::epsilon_schedule`] and [`psa_core::sinkhorn::cost_diameter`], and the
 //! stopping test is the same (intermediate stages stop below `max(tol, STAGE_TOL)`, the last
-//! below `tol`; balanced: the row-marginal error `‖M 1 − a‖₁` measured during the f-update,
-//! unbalanced: `max |Δf|, |Δg|` over λ). The test runs on the device after *every* iteration
+//! below `tol`; balanced: the larger of the row-marginal error `‖M 1 − a‖₁` measured during
+//! the f-update and the column error measured during the g-update, unbalanced: the largest
+//! change of Sinkhorn's own step, `max |Δf|, |Δg|` over λ). Updates are over-relaxed by an
+//! automatic, safeguarded ω (issue 16; `relax` in `sinkhorn_lse.wgsl`) unless
+//! `SolveOptions::acceleration` is off. The test runs on the device after *every* iteration
 //! (`control` in `sinkhorn_lse.wgsl`): each group moves through its own stages, counts its own
 //! iterations against `max_iter`, and stops on its own; stopped groups early-exit in every
 //! kernel. The host only reads the small per-group state back every `check_every` iterations
@@ -17,11 +20,15 @@
 //!
 //! # What the report says
 //! The reported `marginal_error` is the one of the returned coupling: after the loop, one
-//! check pass measures both the row and the column L1 errors of the plan of the final
-//! potentials (summed in f64 on the host) and reports the larger. `converged` (stop reason
-//! [`StopReason::Tolerance`]) only when that is below `tol`; a solve that stalled above it is
-//! [`StopReason::PrecisionFloor`], one that ran out of iterations [`StopReason::MaxIter`]
-//! (unbalanced: the fixed-point residual of the last iteration, as on the CPU).
+//! check pass recomputes every term of the plan of the final potentials and reports the
+//! larger of its row and column L1 errors (summed in f64 on the host); KL-relaxed, the larger
+//! fixed-point residual `max |p − p̂| / λ` of f and g, formed in f64 from each row's exact
+//! marginal and whole potential — the CPU's measures, not the f32 loop's (whose change of the
+//! potentials reads 0 once f32 no longer resolves the update). A group that ran out of
+//! iterations inside an earlier ε stage is first moved to the target λ, so the check and the
+//! outputs see the returned plan. `converged` (stop reason [`StopReason::Tolerance`]) only
+//! when the error is below `tol`; a solve that stalled above it is
+//! [`StopReason::PrecisionFloor`], one that ran out of iterations [`StopReason::MaxIter`].
 //!
 //! # f32 precision
 //! Scores and potentials are f32 on the device. A plan entry is `2^a` with an exponent
@@ -207,7 +214,8 @@ impl GpuMatcher {
         );
         let check_every = self.check_every(ws.pairs());
         let mut states = self.iterate(&ws, options, check_every)?;
-        let mut errors = ws.marginal_errors(&self.ctx)?;
+        ws.finish_schedules(&self.ctx, &mut states, &setups)?;
+        let mut errors = ws.marginal_errors(&self.ctx, &setups)?;
         // The in-loop test reads the f32 iteration's own error, which can sit a few per cent
         // below the real one (the final check recomputes every term exactly): a group that
         // stopped on tol but is above it resumes with a tighter in-loop tolerance.
@@ -220,7 +228,7 @@ impl GpuMatcher {
                 ws.write_state(&self.ctx, g, &states[g]);
             }
             states = self.iterate(&ws, options, check_every)?;
-            errors = ws.marginal_errors(&self.ctx)?;
+            errors = ws.marginal_errors(&self.ctx, &setups)?;
         }
         let pots = ws.read_potentials(&self.ctx)?;
         let seconds = start.elapsed().as_secs_f64();
@@ -326,24 +334,23 @@ fn group_setup(group: &Group, metric: Metric, options: &SolveOptions) -> GroupSe
         stage_tol: options.tol.max(STAGE_TOL),
         floor: f32_floor(mean, lambda),
         tau: options.unbalanced.unwrap_or(0.0),
+        accelerate: options.acceleration,
         max_iter: options.max_iter.min(u32::MAX as usize) as u32,
         mean_cost: mean,
     }
 }
 
-/// Balanced groups that stopped on the in-loop tolerance while their exact final error is not
-/// below tol: reactivated with half the in-loop tolerance (and a fresh stall count).
+/// Groups that stopped on the in-loop tolerance while their exact final error is not below
+/// tol: reactivated with half the in-loop tolerance (and a fresh stall count).
 fn resume_above_tol(
     states: &mut [GroupState],
     errors: &[(f64, f64)],
     options: &SolveOptions,
 ) -> Vec<usize> {
-    if options.unbalanced.is_some() {
-        return Vec::new();
-    }
     let mut resumed = Vec::new();
     for (g, (state, &(row, column))) in states.iter_mut().zip(errors).enumerate() {
-        let above = row.max(column) >= options.tol;
+        let error = larger_error(row, column);
+        let above = error.is_nan() || error >= options.tol;
         if state.converged != 0 && above && state.iterations < state.max_iter {
             state.is_active = 1;
             state.converged = 0;
@@ -356,21 +363,27 @@ fn resume_above_tol(
     resumed
 }
 
-/// A group's report from its device state and the final check's `(row, column)` errors.
+/// The larger of a plan's row and column errors; NaN if either is (`f64::max` would drop it: a
+/// NaN is an error above any tolerance, never a "0").
+fn larger_error(row: f64, column: f64) -> f64 {
+    if row.is_nan() || column.is_nan() {
+        f64::NAN
+    } else {
+        row.max(column)
+    }
+}
+
+/// A group's report from its device state and the final check's `(row, column)` errors
+/// (balanced: L1 marginal errors; KL-relaxed: fixed-point residuals; both of the returned
+/// potentials, whatever the in-loop test read).
 fn report_of(
     state: &GroupState,
     (row, column): (f64, f64),
     options: &SolveOptions,
     seconds: f64,
 ) -> SolveReport {
-    let marginal_error = if options.unbalanced.is_some() {
-        f64::from(state.error)
-    } else {
-        row.max(column)
-    };
-    let below =
-        marginal_error < options.tol && (options.unbalanced.is_none() || state.converged != 0);
-    let stopped = if below {
+    let marginal_error = larger_error(row, column);
+    let stopped = if marginal_error < options.tol {
         StopReason::Tolerance
     } else if state.floored != 0 || state.converged != 0 {
         // Stalled above tol, or the in-loop test passed but the returned coupling is above it:
@@ -385,7 +398,9 @@ fn report_of(
         converged: stopped == StopReason::Tolerance,
         stopped,
         seconds,
-        omega: None,
+        omega: options
+            .acceleration
+            .then(|| 1.0 + f64::from(state.overrelax)),
     }
 }
 

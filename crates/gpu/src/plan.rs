@@ -192,12 +192,23 @@ pub struct GroupSetup {
     pub floor: f64,
     /// τ of the KL-relaxed marginals, 0 for balanced.
     pub tau: f64,
+    /// Over-relax the updates (`SolveOptions::acceleration`; `relax` in `sinkhorn_lse.wgsl`).
+    pub accelerate: bool,
     pub max_iter: u32,
     /// Mean cost of the group (switches the exact path on at small λ).
     pub mean_cost: f64,
 }
 
 impl GroupSetup {
+    /// `κ = λ/(τ + λ) = 1 − ρ` at stage λ `lambda`, for the device (0 when balanced).
+    pub fn kappa(&self, lambda: f64) -> f32 {
+        if self.tau > 0.0 {
+            (lambda / (self.tau + lambda)) as f32
+        } else {
+            0.0
+        }
+    }
+
     /// A setup for outputs only: one stage at `lambda`, nothing to iterate.
     pub fn outputs(lambda: f64, mean_cost: f64) -> GroupSetup {
         GroupSetup {
@@ -206,11 +217,16 @@ impl GroupSetup {
             stage_tol: 0.0,
             floor: 0.0,
             tau: 0.0,
+            accelerate: false,
             max_iter: 1,
             mean_cost,
         }
     }
 }
+
+/// The final check's per-row value for a row whose sum left f32's range (`BIG` in
+/// `common.wgsl`).
+const OVERFLOWED: f32 = 3.0e38;
 
 /// `log2(e)/λ`, the scale of the potentials on the device (log2 units), in f64.
 pub fn scale(lambda: f64) -> f64 {
@@ -308,8 +324,9 @@ impl Plan {
         (side(0, g.n1), side(1, g.n2))
     }
 
-    /// The groups' initial device state and the concatenated ε schedules: per stage λ,
-    /// `log2(e)/λ` as (hi, lo), and the factor from the previous stage's `log2(e)/λ`.
+    /// The groups' initial device state and the concatenated ε schedules: per stage κ
+    /// ([`GroupSetup::kappa`]), `log2(e)/λ` as (hi, lo), and the factor from the previous
+    /// stage's `log2(e)/λ`.
     pub fn group_states(&self, setups: &[GroupSetup]) -> (Vec<GroupState>, Vec<[f32; 4]>) {
         let mut schedule = Vec::new();
         let states = self
@@ -333,7 +350,8 @@ impl Plan {
                     n_stages: setup.stages.len() as u32,
                     max_iter: setup.max_iter,
                     is_active: 1,
-                    lambda: setup.stages[0] as f32,
+                    accel: u32::from(setup.accelerate),
+                    kappa: setup.kappa(setup.stages[0]),
                     tau: setup.tau as f32,
                     tol: setup.tol as f32,
                     stage_tol: setup.stage_tol as f32,
@@ -351,7 +369,7 @@ impl Plan {
                     let (hi, lo) = scale_split(l);
                     let factor = (previous / l) as f32;
                     previous = l;
-                    [l as f32, hi, lo, factor]
+                    [setup.kappa(l), hi, lo, factor]
                 }));
                 state
             })
@@ -359,16 +377,60 @@ impl Plan {
         (states, schedule)
     }
 
-    /// Sums the per-row values of `scratch` over each group's true rows of `side`, in f64.
-    pub fn sum_rows(&self, scratch: &[f32], side: usize) -> Vec<f64> {
+    /// Each group's error on `side` from the final check's per-row values in `scratch`
+    /// (`combine`, mode 2), in f64. Balanced: the sum of the rows' L1 terms, the marginal's L1
+    /// error. KL-relaxed: the largest fixed-point residual `|p − p̂| / λ`, formed from the
+    /// row's exact log2 marginal ratio `L` and its whole potential `u` (log2 units, at the
+    /// target λ): `ln 2 · |ρ L + (1 − ρ) u|`, ρ = τ/(τ + λ) — the CPU's measure
+    /// (`psa_core::sinkhorn`), at f64's ρ. A NaN anywhere makes the group's error NaN.
+    pub fn side_errors(
+        &self,
+        scratch: &[f32],
+        pots: &[[f32; 2]],
+        side: usize,
+        setups: &[GroupSetup],
+    ) -> Vec<f64> {
         (0..self.groups.len())
             .map(|index| {
                 let n = [self.groups[index].n1, self.groups[index].n2][side];
-                (0..n)
-                    .map(|r| f64::from(scratch[self.row(side, index, r) as usize]))
-                    .sum()
+                let rows = (0..n).map(|r| self.row(side, index, r) as usize);
+                let setup = &setups[index];
+                // The device writes f32's largest finite value where a row sum leaves f32's
+                // range (a term past 2^96): an error that large is reported as infinite.
+                if rows.clone().any(|row| scratch[row] >= OVERFLOWED) {
+                    return f64::INFINITY;
+                }
+                if setup.tau > 0.0 {
+                    let lambda = *setup.stages.last().expect("a schedule ends with λ");
+                    let rho = setup.tau / (setup.tau + lambda);
+                    rows.map(|row| {
+                        let [hi, lo] = pots[row];
+                        let u = f64::from(hi) + f64::from(lo);
+                        let ratio = f64::from(scratch[row]);
+                        std::f64::consts::LN_2 * (rho * ratio + (1.0 - rho) * u).abs()
+                    })
+                    .fold(0.0, |worst, e| {
+                        if e.is_nan() || e > worst { e } else { worst }
+                    })
+                } else {
+                    rows.map(|row| f64::from(scratch[row])).sum()
+                }
             })
             .collect()
+    }
+
+    /// Rescales group `index`'s potentials (log2 units) by `factor`, as the device does when
+    /// it moves to the next ε stage.
+    pub fn rescale_potentials(&self, pots: &mut [[f32; 2]], index: usize, factor: f64) {
+        let g = &self.groups[index];
+        for (side, n) in [(0, g.n1), (1, g.n2)] {
+            for r in 0..n {
+                let p = &mut pots[self.row(side, index, r) as usize];
+                let u = (f64::from(p[0]) + f64::from(p[1])) * factor;
+                let hi = u as f32;
+                *p = [hi, (u - f64::from(hi)) as f32];
+            }
+        }
     }
 }
 
@@ -551,18 +613,20 @@ mod tests {
             GroupSetup::outputs(0.05, 2.0),
             GroupSetup {
                 stages: vec![4.0, 2.0, 1.0],
+                tau: 4.0,
                 ..GroupSetup::outputs(1.0, 3.0)
             },
         ]);
-        let lambdas: Vec<f32> = schedule.iter().map(|s| s[0]).collect();
-        assert_eq!(lambdas, vec![0.05, 4.0, 2.0, 1.0]);
+        // κ = λ/(τ + λ): 0 when balanced.
+        let kappas: Vec<f32> = schedule.iter().map(|s| s[0]).collect();
+        assert_eq!(kappas, vec![0.0, 0.5, 1.0 / 3.0, 0.2]);
         // Each stage rescales the log2-unit potentials by its λ ratio.
         let factors: Vec<f32> = schedule.iter().map(|s| s[3]).collect();
         assert_eq!(factors, vec![1.0, 1.0, 2.0, 2.0]);
         let (hi, lo) = scale_split(0.05);
         assert!((f64::from(hi) + f64::from(lo) - std::f64::consts::LOG2_E / 0.05).abs() < 1e-12);
         assert_eq!((states[1].sched_off, states[1].n_stages), (1, 3));
-        assert_eq!(states[1].lambda, 4.0);
+        assert_eq!(states[1].kappa, 0.5);
         assert_eq!(states[0].off1, plan.groups[0].off1);
     }
 

@@ -125,15 +125,26 @@ pub fn bind_group_layout(
         })
 }
 
-pub fn whole_buffers<'a>(buffers: &[&'a wgpu::Buffer]) -> Vec<wgpu::BindGroupEntry<'a>> {
-    buffers
+/// A bind group of whole buffers at bindings 0, 1, … in order.
+pub fn bind_whole_buffers(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
         .iter()
         .enumerate()
         .map(|(i, b)| wgpu::BindGroupEntry {
             binding: i as u32,
             resource: b.as_entire_binding(),
         })
-        .collect()
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 /// A staging buffer for [`read_back`], allocated once by whoever reads back repeatedly.

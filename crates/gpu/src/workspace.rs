@@ -14,7 +14,7 @@ use crate::kernels::sinkhorn_lse::{
     Mode, Params, SinkhornBindings, SinkhornLse, SinkhornPipelines,
 };
 use crate::kernels::{GroupState, Specialisation};
-use crate::plan::{GroupSetup, Plan, WORKGROUP};
+use crate::plan::{GroupSetup, Plan, WORKGROUP, scale_split};
 use crate::util::{self, ByteCounter};
 use crate::{GpuContext, GpuError};
 
@@ -191,23 +191,69 @@ impl Workspace {
         }
     }
 
-    /// The row and column L1 marginal errors `‖M 1 − a‖₁`, `‖Mᵀ 1 − b‖₁` of the plan of the
-    /// current potentials, per group, summed in f64 on the host.
-    pub fn marginal_errors(&self, ctx: &GpuContext) -> Result<Vec<(f64, f64)>, GpuError> {
+    /// The final check of the plan of the current potentials, per group: its (row, column)
+    /// errors ([`Plan::side_errors`]: balanced, the L1 marginal errors `‖M 1 − a‖₁`,
+    /// `‖Mᵀ 1 − b‖₁`; KL-relaxed, the fixed-point residuals), from every term recomputed in
+    /// double-f32 and finished in f64 on the host.
+    pub fn marginal_errors(
+        &self,
+        ctx: &GpuContext,
+        setups: &[GroupSetup],
+    ) -> Result<Vec<(f64, f64)>, GpuError> {
+        let pots = if setups.iter().any(|s| s.tau > 0.0) {
+            self.read_potentials(ctx)?
+        } else {
+            Vec::new()
+        };
         self.set_mode(ctx, Mode::Check);
         let scratch_rows = self.plan.total_rows() as usize;
-        let mut sums = Vec::with_capacity(2);
+        let mut sides = Vec::with_capacity(2);
         for half in 0..2 {
             self.submit(ctx, |pass| self.encode_half(pass, half));
             let scratch = util::read_back_once::<f32>(ctx, &self.scratch, scratch_rows)?;
-            sums.push(self.plan.sum_rows(&scratch, half));
+            sides.push(self.plan.side_errors(&scratch, &pots, half, setups));
         }
         self.set_mode(ctx, Mode::Update);
-        Ok(sums[0]
+        Ok(sides[0]
             .iter()
             .copied()
-            .zip(sums[1].iter().copied())
+            .zip(sides[1].iter().copied())
             .collect())
+    }
+
+    /// Groups that ran out of iterations inside an earlier ε stage move to the target λ: their
+    /// potentials are rescaled to its log2 units and their state to its stage, so that the
+    /// final check and every output see the plan that is returned (the potentials at the
+    /// target λ), as on the CPU.
+    pub fn finish_schedules(
+        &self,
+        ctx: &GpuContext,
+        states: &mut [GroupState],
+        setups: &[GroupSetup],
+    ) -> Result<(), GpuError> {
+        let behind: Vec<usize> = (0..states.len())
+            .filter(|&g| states[g].stage + 1 < states[g].n_stages)
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let mut pots = self.read_potentials(ctx)?;
+        for &g in &behind {
+            let stages = &setups[g].stages;
+            let (from, to) = (stages[states[g].stage as usize], stages[stages.len() - 1]);
+            // u = p · log2(e)/λ: from the stage's λ to the target's.
+            self.plan.rescale_potentials(&mut pots, g, from / to);
+            let (s_hi, s_lo) = scale_split(to);
+            let state = &mut states[g];
+            state.stage = state.n_stages - 1;
+            state.kappa = setups[g].kappa(to);
+            state.s_hi = s_hi;
+            state.s_lo = s_lo;
+            self.write_state(ctx, g, state);
+        }
+        ctx.queue
+            .write_buffer(&self.pots, 0, bytemuck::cast_slice(&pots));
+        Ok(())
     }
 
     /// Leaves each modality-1 row's Λ (log2, relative to its frame) in `scratch`, for the

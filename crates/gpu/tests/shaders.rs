@@ -244,8 +244,8 @@ fn every_pod_struct_has_the_layout_of_its_wgsl_twin() {
         converged,
         stall,
         floored,
-        _pad0,
-        lambda,
+        accel,
+        kappa,
         tau,
         tol,
         stage_tol,
@@ -256,7 +256,11 @@ fn every_pod_struct_has_the_layout_of_its_wgsl_twin() {
         s_hi,
         s_lo,
         one,
-        _pad1,
+        overrelax,
+        stage_iters,
+        fallbacks,
+        mark_err,
+        mark_iter,
     });
     assert_eq!(wgsl_layout(&sinkhorn, "GroupState"), group_state);
     assert_eq!(wgsl_layout(&coupling, "GroupState"), group_state);

@@ -6,6 +6,9 @@
 //! one locator and loader, so the CPU reference's tests, the GPU tests and the binary's end-to-end tests read
 //! the same cases the same way. A dev-dependency only: nothing here ships in `psa`.
 
+pub mod acceleration;
+pub mod dense;
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};

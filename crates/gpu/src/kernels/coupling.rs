@@ -144,10 +144,6 @@ impl CouplingKernels {
             b.out_value,
             b.aux,
         ];
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("coupling"),
-            layout: &self.layout,
-            entries: &util::whole_buffers(&buffers),
-        })
+        util::bind_whole_buffers(ctx, "coupling", &self.layout, &buffers)
     }
 }

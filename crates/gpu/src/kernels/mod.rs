@@ -58,8 +58,11 @@ pub struct GroupState {
     pub stall: u32,
     /// 1 when the group stopped on the f32 plateau below `floor`, above `tol`.
     pub floored: u32,
-    pub _pad0: u32,
-    pub lambda: f32,
+    /// 1 when the group over-relaxes its updates (`SolveOptions::acceleration`).
+    pub accel: u32,
+    /// `κ = λ/(τ + λ) = 1 − ρ` of the current ε stage (0 when balanced): small where τ ≫ λ,
+    /// so f32 keeps it to 6e-8 relative where `ρ` itself would lose the update's digits.
+    pub kappa: f32,
     /// τ of the KL-relaxed marginals; 0 for balanced.
     pub tau: f32,
     /// Stopping tolerance of the last stage.
@@ -78,7 +81,16 @@ pub struct GroupState {
     pub s_lo: f32,
     /// 1.0: a value the shader compiler cannot see through (`opaque` in `common.wgsl`).
     pub one: f32,
-    pub _pad1: f32,
+    /// ω − 1 of the over-relaxed updates (0: plain Sinkhorn).
+    pub overrelax: f32,
+    /// Iterations in the current ε stage (over-relaxation's windows count from its start).
+    pub stage_iters: u32,
+    /// Times the safeguard halved ω − 1 in this stage.
+    pub fallbacks: u32,
+    /// The error at the last window mark of the over-relaxation.
+    pub mark_err: f32,
+    /// The stage iteration of that mark.
+    pub mark_iter: u32,
 }
 
 /// The kernel variant a pipeline is compiled for: the problem's shape and the switches the

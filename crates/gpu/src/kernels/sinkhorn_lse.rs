@@ -135,10 +135,6 @@ impl SinkhornLse {
             b.scratch,
             b.schedule,
         ];
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("sinkhorn_lse"),
-            layout: &self.layout,
-            entries: &util::whole_buffers(&buffers),
-        })
+        util::bind_whole_buffers(ctx, "sinkhorn_lse", &self.layout, &buffers)
     }
 }
