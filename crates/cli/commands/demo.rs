@@ -16,7 +16,7 @@ use psa_core::metrics::{GroundTruth, evaluate};
 use psa_core::synthetic::images::{ImageConfig, PairedImages, generate_images};
 use psa_core::synthetic::tabular::{TabularConfig, generate_tabular};
 use psa_core::{Method, Metric, Problem, ScoresKind};
-use psa_io::{GroupSummary, MeanMetrics};
+use psa_io::{GroupSummary, Metrics};
 use psa_learn::{Classes, CrossFitConfig, CrossFitted, Features, Quality};
 
 use crate::classify::{self, Modality, ModelArgs, PresetArg};
@@ -302,7 +302,7 @@ fn print_table(h: &Header<'_>, rows: &[(Method, Vec<GroupSummary>, f64)]) {
         "method", "trace", "× random", "FOSCTTM", "latent MSE", "pair MSE", "seconds"
     );
     for (method, groups, seconds) in rows {
-        let mean = MeanMetrics::over(groups);
+        let mean = Metrics::mean_over(groups);
         let trace = mean.trace.unwrap_or(f64::NAN);
         let random = mean.random_trace.unwrap_or(f64::NAN);
         println!(

@@ -13,7 +13,7 @@ use clap::Args;
 use ndarray::Array2;
 use psa_core::metrics::{GroundTruth, evaluate};
 use psa_core::{Problem, Progress, ScoresKind, SolveOptions, SolveReport, Solved};
-use psa_io::{InputFile, MeanMetrics, OutputDir, Summary, UnmatchedSummary};
+use psa_io::{InputFile, Metrics, OutputDir, Summary, UnmatchedSummary};
 use serde::Serialize;
 
 use crate::classify::{self, CrossFitArgs, Modality, ModelArgs};
@@ -188,7 +188,7 @@ pub fn summary_of(
     Summary {
         psa_version: env!("CARGO_PKG_VERSION").to_string(),
         options,
-        mean: MeanMetrics::over(&groups),
+        mean: Metrics::mean_over(&groups),
         groups,
         unmatched: solved
             .problem()

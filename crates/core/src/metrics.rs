@@ -345,16 +345,7 @@ mod tests {
     #[test]
     fn random_coupling_scores_the_closed_forms() {
         let s = array![[0.0, 1.0], [1.0, 0.0], [2.0, 0.5], [0.3, 0.2]];
-        let labels = vec!["g".to_string(); 4];
-        let p = Problem::from_scores(
-            s.view(),
-            &labels,
-            s.view(),
-            &labels,
-            ScoresKind::Logits,
-            Metric::Euclidean,
-        )
-        .unwrap();
+        let p = crate::problem::twin_problem(s.view());
         let c = random_coupling(&p.groups[0], Metric::Euclidean);
         let partner = vec![0, 1, 2, 3];
         assert!((trace(&c, &partner) - 0.25).abs() < 1e-12);

@@ -251,6 +251,22 @@ fn sorted_labels<'a>(labels: impl Iterator<Item = &'a &'a String>) -> Vec<&'a St
     all
 }
 
+/// A one-group problem (label `g`) whose two modalities have the same logits `scores`: the
+/// unit tests' smallest case with known pairs (row i ↔ row i).
+#[cfg(test)]
+pub(crate) fn twin_problem(scores: ArrayView2<'_, f64>) -> Problem {
+    let labels = vec!["g".to_string(); scores.nrows()];
+    Problem::from_scores(
+        scores,
+        &labels,
+        scores,
+        &labels,
+        ScoresKind::Logits,
+        Metric::Euclidean,
+    )
+    .expect("finite scores")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

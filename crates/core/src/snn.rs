@@ -156,22 +156,12 @@ fn invert(neighbourhoods: &[Vec<usize>], n_points: usize) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Metric, Problem, ScoresKind};
     use ndarray::array;
 
     #[test]
     fn identical_sets_with_k1_pair_each_point_with_its_twin() {
         let s = array![[0.0, 0.0, 3.0], [0.0, 3.0, 0.0], [3.0, 0.0, 0.0]];
-        let labels = vec!["a".to_string(); 3];
-        let p = Problem::from_scores(
-            s.view(),
-            &labels,
-            s.view(),
-            &labels,
-            ScoresKind::Logits,
-            Metric::Euclidean,
-        )
-        .unwrap();
+        let p = crate::problem::twin_problem(s.view());
         let c = snn(&p.groups[0], 1).unwrap();
         for i in 0..3 {
             let row: Vec<_> = c.row(i).collect();

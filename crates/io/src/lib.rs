@@ -77,7 +77,7 @@ pub use results::{
     file_name_for_label, write_results,
 };
 pub use run::{InputFile, LoadedRun, Manifest, read_run, write_run};
-pub use summary::{GroupSummary, MeanMetrics, Summary, UnmatchedSummary, group_summaries};
+pub use summary::{GroupSummary, Metrics, Summary, UnmatchedSummary, group_summaries};
 pub use write::{
     write_atomic, write_json, write_npy_f32, write_npy_f64, write_npy_i64, write_npy_vec_f64,
     write_npy_vec_i64,

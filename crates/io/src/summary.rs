@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize, Serializer};
 /// * `options`: the run's settings as key → value (free form, as the CLI resolved them), so the
 ///   file alone says how its numbers were obtained.
 /// * `groups`: one [`GroupSummary`] per label present in both modalities.
-/// * `mean`: [`MeanMetrics`], each metric averaged over the groups that have it (unweighted).
+/// * `mean`: [`Metrics`], each metric averaged over the groups that have it (unweighted).
 /// * `unmatched`: one [`UnmatchedSummary`] per label present in only one modality; its rows were
 ///   not matched.
 /// * `classifiers`: when psa trained the propensity classifiers (`--x1/--x2`), how they did
@@ -40,7 +40,7 @@ pub struct Summary {
     pub psa_version: String,
     pub options: serde_json::Map<String, serde_json::Value>,
     pub groups: Vec<GroupSummary>,
-    pub mean: MeanMetrics,
+    pub mean: Metrics,
     pub unmatched: Vec<UnmatchedSummary>,
     #[serde(default)]
     pub classifiers: Option<serde_json::Value>,
@@ -85,6 +85,15 @@ pub struct GroupSummary {
     /// The file of this group's dense coupling, relative to the run directory
     /// (`coupling/<name>.npy`); `null` when the group exceeds `--dense-max`.
     pub coupling: Option<String>,
+    /// The group's quality metrics, as keys of the group's own object.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// The quality metrics of a matching (METHOD.md, Metrics): of one group in
+/// [`GroupSummary`], averaged over groups in `mean`; `null` where not computable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
     /// Trace `(1/n) Σ_i P(i|i)` (METHOD.md, Metrics): higher is better; `null` without known
     /// pairs (ids absent or `n1 ≠ n2`).
     #[serde(serialize_with = "finite_or_null")]
@@ -107,38 +116,35 @@ pub struct GroupSummary {
     pub random_trace: Option<f64>,
 }
 
-/// The metrics averaged over groups, each over the groups where it is not `null`; `null` when no
-/// group has it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MeanMetrics {
-    #[serde(serialize_with = "finite_or_null")]
-    pub trace: Option<f64>,
-    #[serde(serialize_with = "finite_or_null")]
-    pub foscttm: Option<f64>,
-    #[serde(serialize_with = "finite_or_null")]
-    pub latent_mse: Option<f64>,
-    #[serde(serialize_with = "finite_or_null")]
-    pub latent_pair_mse: Option<f64>,
-    #[serde(serialize_with = "finite_or_null")]
-    pub random_trace: Option<f64>,
-}
-
-impl MeanMetrics {
-    /// Each metric's unweighted mean over the groups where it is `Some`.
-    pub fn over(groups: &[GroupSummary]) -> Self {
-        MeanMetrics {
-            trace: mean(groups.iter().filter_map(|g| g.trace)),
-            foscttm: mean(groups.iter().filter_map(|g| g.foscttm)),
-            latent_mse: mean(groups.iter().filter_map(|g| g.latent_mse)),
-            latent_pair_mse: mean(groups.iter().filter_map(|g| g.latent_pair_mse)),
-            random_trace: mean(groups.iter().filter_map(|g| g.random_trace)),
+impl From<psa_core::metrics::GroupMetrics> for Metrics {
+    fn from(m: psa_core::metrics::GroupMetrics) -> Self {
+        Metrics {
+            trace: m.trace,
+            foscttm: m.foscttm,
+            latent_mse: m.latent_mse,
+            latent_pair_mse: m.latent_pair_mse,
+            random_trace: m.random_trace,
         }
     }
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (sum, count) = values.fold((0.0, 0usize), |(sum, count), v| (sum + v, count + 1));
-    (count > 0).then(|| sum / count as f64)
+impl Metrics {
+    /// Each metric's unweighted mean over the groups where it is `Some`; `None` when no group
+    /// has it.
+    pub fn mean_over(groups: &[GroupSummary]) -> Self {
+        let mean_of = |get: fn(&Metrics) -> Option<f64>| {
+            let values = groups.iter().filter_map(|g| get(&g.metrics));
+            let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+            (count > 0).then(|| sum / count as f64)
+        };
+        Metrics {
+            trace: mean_of(|m| m.trace),
+            foscttm: mean_of(|m| m.foscttm),
+            latent_mse: mean_of(|m| m.latent_mse),
+            latent_pair_mse: mean_of(|m| m.latent_pair_mse),
+            random_trace: mean_of(|m| m.random_trace),
+        }
+    }
 }
 
 /// Rows of a label found in one modality only, which therefore could not be matched.
@@ -191,11 +197,7 @@ pub fn group_summaries(
                 omega: ot.and_then(|s| s.report.omega),
                 seconds: seconds.get(index).copied().unwrap_or(0.0),
                 coupling: coupling_files.get(index).cloned().flatten(),
-                trace: m.trace,
-                foscttm: m.foscttm,
-                latent_mse: m.latent_mse,
-                latent_pair_mse: m.latent_pair_mse,
-                random_trace: m.random_trace,
+                metrics: m.into(),
             }
         })
         .collect()
@@ -239,11 +241,13 @@ mod tests {
             omega: None,
             seconds: 0.5,
             coupling: None,
-            trace,
-            foscttm: None,
-            latent_mse,
-            latent_pair_mse: latent_mse.map(|v| 2.0 * v),
-            random_trace: trace.map(|_| 0.1),
+            metrics: Metrics {
+                trace,
+                foscttm: None,
+                latent_mse,
+                latent_pair_mse: latent_mse.map(|v| 2.0 * v),
+                random_trace: trace.map(|_| 0.1),
+            },
         }
     }
 
@@ -257,7 +261,7 @@ mod tests {
         Summary {
             psa_version: "0.1.0".to_owned(),
             options,
-            mean: MeanMetrics::over(&groups),
+            mean: Metrics::mean_over(&groups),
             groups,
             unmatched: vec![UnmatchedSummary {
                 label: "Plasma".to_owned(),
@@ -346,6 +350,6 @@ mod tests {
         assert_eq!(mean.latent_mse, Some(1.5));
         assert_eq!(mean.foscttm, None);
         assert!((mean.random_trace.unwrap() - 0.1).abs() < 1e-12);
-        assert_eq!(MeanMetrics::over(&[]), MeanMetrics::default());
+        assert_eq!(Metrics::mean_over(&[]), Metrics::default());
     }
 }

@@ -7,17 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// A version-1.0 `.npy` file, built by hand so tests do not depend on the writer under test.
 pub(crate) fn npy_bytes(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let shape_text = match shape {
-        [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let shape_text = crate::error::numpy_shape(shape);
     let fortran = if fortran { "True" } else { "False" };
     let mut dict =
         format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape_text}, }}");
