@@ -72,7 +72,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use psa_core::matcher::{MatcherError, Progress};
-use psa_core::sinkhorn::{STAGE_TOL, cost_diameter, epsilon_schedule, mean_cost, resolve_epsilon};
+use psa_core::sinkhorn::{
+    STAGE_TOL, cost_diameter, epsilon_schedule, mean_cost, resolve_epsilon, warn_out_of_iterations,
+};
 use psa_core::{
     Group, GroupSolution, Matcher, Metric, Problem, Solution, SolveOptions, SolveReport, Solved,
     StopReason,
@@ -414,14 +416,7 @@ fn warn_if_not_converged(group: &Group, report: &SolveReport, options: &SolveOpt
              tighter solves",
             options.tol
         ),
-        StopReason::MaxIter => tracing::warn!(
-            label = %group.label,
-            iterations = report.iterations,
-            marginal_error = report.marginal_error,
-            "Sinkhorn did not reach --tol {} within --max-iter {}; raise --max-iter or --epsilon",
-            options.tol,
-            options.max_iter
-        ),
+        StopReason::MaxIter => warn_out_of_iterations(&group.label, report, options),
     }
 }
 

@@ -54,11 +54,7 @@ fn gpu_couplings_are_within_1e_4_of_the_f64_reference_from_lambda_001_to_10() {
     eprintln!("| case | groups | λ | C̄/λ | GPU iterations | GPU stop | max |ΔP| |");
     for (name, labels, lambdas) in table {
         let problem = fixture(name, labels);
-        let mean = problem
-            .groups
-            .iter()
-            .map(|g| psa_core::sinkhorn::mean_cost(g, problem.metric))
-            .fold(0.0, f64::max);
+        let mean = largest_mean_cost(&problem);
         for &lambda in lambdas {
             let options = SolveOptions {
                 epsilon: lambda,
@@ -128,11 +124,7 @@ fn accuracy_ablations() {
         let cpu = CpuMatcher
             .solve(&problem, &options, &NoProgress)
             .expect("CPU");
-        let mean = problem
-            .groups
-            .iter()
-            .map(|g| psa_core::sinkhorn::mean_cost(g, problem.metric))
-            .fold(0.0, f64::max);
+        let mean = largest_mean_cost(&problem);
         let mut cells = Vec::new();
         for spec in variants {
             let Some(matcher) = common::matcher(GpuOptions {
@@ -164,4 +156,13 @@ fn accuracy_ablations() {
             cells.join(" | ")
         );
     }
+}
+
+/// The largest mean cost over the problem's groups (the scale `C̄` of `C̄/λ`).
+fn largest_mean_cost(problem: &psa_core::Problem) -> f64 {
+    problem
+        .groups
+        .iter()
+        .map(|g| psa_core::sinkhorn::mean_cost(g, problem.metric))
+        .fold(0.0, f64::max)
 }

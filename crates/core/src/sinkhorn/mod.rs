@@ -105,6 +105,18 @@ impl Matcher for CpuMatcher {
     }
 }
 
+/// The warning every backend logs for a group that ran out of iterations above `--tol`.
+pub fn warn_out_of_iterations(label: &str, report: &SolveReport, options: &SolveOptions) {
+    tracing::warn!(
+        label = %label,
+        iterations = report.iterations,
+        marginal_error = report.marginal_error,
+        "Sinkhorn did not reach --tol {:e} within --max-iter {}; raise --max-iter or --epsilon",
+        options.tol,
+        options.max_iter
+    );
+}
+
 /// The absolute λ of a group: `epsilon` itself, or `epsilon ×` the group's mean cost.
 pub fn resolve_epsilon(group: &Group, metric: Metric, options: &SolveOptions) -> f64 {
     match options.epsilon_mode {
@@ -313,14 +325,7 @@ pub fn solve_group(
     report.omega = anderson.map(|anderson| anderson.omega());
     report.seconds = start.elapsed().as_secs_f64();
     if !report.converged {
-        tracing::warn!(
-            label = %group.label,
-            iterations = report.iterations,
-            marginal_error = report.marginal_error,
-            "Sinkhorn did not reach --tol {:e} within --max-iter {}; raise --max-iter or --epsilon",
-            options.tol,
-            options.max_iter
-        );
+        warn_out_of_iterations(&group.label, &report, options);
     }
     GroupSolution {
         f: state.f,
